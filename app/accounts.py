@@ -1,0 +1,78 @@
+"""Keeping the stored account up to date from incoming events."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.extensions import db
+from app.models import Account, Contact, HealthChange
+
+ACCOUNT_FIELDS = ("name", "segment", "lifecycle_stage", "plan", "arr", "renewal_date",
+                  "customer_since", "csm", "manager")
+
+
+def lock_account(account_id: str) -> Account:
+    """The account row, created on first sight, locked for this transaction.
+
+    Locking serialises events of one account across workers, so the health history
+    always knows the true previous status.
+    """
+    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    db.session.execute(insert(Account).values(id=account_id).on_conflict_do_nothing(index_elements=["id"]))
+    return db.session.execute(
+        select(Account).where(Account.id == account_id).with_for_update()
+    ).scalar_one()
+
+
+def apply_account_facts(account: Account, facts: dict) -> None:
+    """Update the fields the sender included; contacts, when given, replace the stored ones."""
+    for field in ACCOUNT_FIELDS:
+        if field in facts:
+            setattr(account, field, facts[field])
+    if "contacts" in facts and account.erased_at is None:
+        account.contacts = [Contact(name=c.get("name"), email=c.get("email"), role=c.get("role"))
+                            for c in facts["contacts"]]
+
+
+def record_health_change(account: Account, *, status: str, crm_from: str | None, at: datetime,
+                         reason: str | None, changed_by: str | None, source: str,
+                         event_id: int | None) -> tuple[HealthChange, bool]:
+    """Add a history entry; move the current status only if this change is the newest.
+
+    Returns the entry and whether it became the current status (a late delivery of an
+    older change is kept in the history but must not roll the status back).
+    """
+    is_current = account.health_since is None or at >= account.health_since
+    previous = _status_before(account, at) if not is_current else account.health_status
+    change = HealthChange(account_id=account.id, status=status, previous=previous, crm_from=crm_from,
+                          at=at, reason=reason, changed_by=changed_by, source=source, event_id=event_id)
+    db.session.add(change)
+    if is_current:
+        account.health_status, account.health_since, account.health_reason = status, at, reason
+    return change, is_current
+
+
+def _status_before(account: Account, at: datetime) -> str | None:
+    return db.session.execute(
+        select(HealthChange.status).where(HealthChange.account_id == account.id, HealthChange.at < at)
+        .order_by(HealthChange.at.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def account_facts(account: Account) -> dict:
+    """JSON-native facts about an account, for rules and templates."""
+    return {
+        "id": account.id,
+        "name": account.name,
+        "segment": account.segment,
+        "lifecycle_stage": account.lifecycle_stage,
+        "plan": account.plan,
+        "arr": float(account.arr) if account.arr is not None else None,
+        "renewal_date": account.renewal_date.isoformat() if account.renewal_date else None,
+        "csm": account.csm,
+        "manager": account.manager,
+        "health": account.health_status,
+    }

@@ -1,0 +1,1 @@
+"""Where rules match events: rule files compiled into durable-rules."""

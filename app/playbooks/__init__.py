@@ -1,0 +1,1 @@
+"""Where playbooks run: loading playbook files, launching runs, moving them on."""

@@ -1,0 +1,1 @@
+"""Automated playbook actions, one module per action type."""

@@ -1,0 +1,49 @@
+"""Automated action types register here with the JSON schema of their `with:` parameters.
+
+The playbook loader validates a step's `with:` against the schema; the step job calls
+`run(ctx)` with an `ActionContext`. An action must be safe to run twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class ActionType:
+    name: str
+    run: Callable  # run(ctx: ActionContext) -> dict | ActionWait
+    params_schema: dict  # JSON schema of `with:` (closed: additionalProperties false)
+    description: str = ""
+    # Talks to the outside world: retried with backoff by the worker.
+    external: bool = False
+
+
+REGISTRY: dict[str, ActionType] = {}
+
+
+def action(name: str, params_schema: dict, description: str = "", external: bool = False):
+    """Decorator: register `fn(ctx)` as the action type `name`."""
+
+    def register(fn: Callable) -> Callable:
+        if name in REGISTRY:
+            raise ValueError(f"action type {name!r} registered twice")
+        REGISTRY[name] = ActionType(name, fn, params_schema, description or (fn.__doc__ or "").strip(), external)
+        return fn
+
+    return register
+
+
+def get(name: str) -> ActionType | None:
+    _load_builtin()
+    return REGISTRY.get(name)
+
+
+def names() -> list[str]:
+    _load_builtin()
+    return sorted(REGISTRY)
+
+
+def _load_builtin() -> None:
+    # Importing the modules registers their actions.
+    from app.playbooks.actions import email, offboard, wait  # noqa: F401

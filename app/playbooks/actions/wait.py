@@ -1,0 +1,35 @@
+"""wait: hold the run until a duration has passed or a date (such as the renewal) is reached."""
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+
+from app.models.types import utcnow
+from app.playbooks.actions.context import ActionWait
+from app.playbooks.actions.registry import action
+
+PARAMS = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "days": {"type": "integer", "minimum": 0},
+        "until": {"type": "string", "enum": ["renewal_date"],
+                  "description": "an account date; past or unknown means go on at once"},
+    },
+    "minProperties": 1,
+    "maxProperties": 1,
+}
+
+
+@action("wait", PARAMS)
+def wait(ctx):
+    """Wait N days from the step's start, or until the account's renewal date."""
+    if "days" in ctx.params:
+        until = (ctx.step.started_at or utcnow()) + timedelta(days=int(ctx.params["days"]))
+    else:
+        renewal = ctx.account.renewal_date
+        if renewal is None:
+            return {"waited": False, "reason": "no renewal date: the subscription end is unknown"}
+        until = datetime.combine(renewal, time.min, tzinfo=timezone.utc)
+    if until <= utcnow():
+        return {"waited": True, "until": until.isoformat()}
+    return ActionWait(until=until)

@@ -1,0 +1,156 @@
+"""Launching playbook runs and moving them on as their steps finish.
+
+A run is a small DAG: each step starts when the steps it comes `after` have ended.
+Manual steps become Tasks; automated steps become RQ jobs (enqueued after commit).
+A step whose `when:` does not hold, or that comes after a skipped step, is skipped.
+Callers commit; nothing here commits.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.accounts import account_facts
+from app.extensions import db
+from app.models import Account, Event, PlaybookRun, RunStep, Task
+from app.models.types import utcnow
+from app.playbooks.dispatch import after_commit
+from app.playbooks.model import Playbook, Step
+from app.playbooks.templating import render
+
+OPEN_RUN = ("running", "waiting")
+ENDED_OK = ("succeeded", "done")
+ENDED_NOT_RUN = ("skipped", "cancelled")
+
+
+def open_run(playbook: str, account_id: str) -> PlaybookRun | None:
+    return db.session.execute(
+        select(PlaybookRun).where(PlaybookRun.playbook == playbook, PlaybookRun.account_id == account_id,
+                                  PlaybookRun.status.in_(OPEN_RUN)).limit(1)
+    ).scalar_one_or_none()
+
+
+def launch(playbook: Playbook, account: Account, *, event: Event | None = None, rule: str | None = None,
+           params: dict | None = None) -> PlaybookRun | None:
+    """Start a run; None when one of this playbook is already open for the account
+    (unless the playbook says `concurrent: true`)."""
+    if not playbook.concurrent and open_run(playbook.name, account.id):
+        return None
+    run = PlaybookRun(
+        playbook=playbook.name, playbook_version=playbook.version, account_id=account.id, rule=rule,
+        trigger_event_id=event.id if event else None, triggered_at=event.occurred_at if event else None,
+        status="running", started_at=utcnow(),
+        context={"event": _event_facts(event), "params": params or {}},
+    )
+    run.steps = [RunStep(name=step.name, position=step.position, kind=step.kind, action=step.action,
+                         status="pending") for step in playbook.steps]
+    db.session.add(run)
+    db.session.flush()
+    advance(run, playbook, account)
+    return run
+
+
+def advance(run: PlaybookRun, playbook: Playbook, account: Account) -> None:
+    """Start every step whose predecessors have ended; close the run when all have."""
+    if run.status not in OPEN_RUN:
+        return
+    steps = {step.name: step for step in run.steps}
+    changed = True
+    while changed:
+        changed = False
+        for spec in playbook.steps:
+            row = steps[spec.name]
+            if row.status != "pending":
+                continue
+            before = [steps[name] for name in playbook.predecessors(spec)]
+            if any(b.status == "failed" for b in before):
+                continue
+            if not all(b.status in ENDED_OK + ENDED_NOT_RUN for b in before):
+                continue
+            if any(b.status in ENDED_NOT_RUN for b in before) or not _when_holds(spec, steps):
+                row.status, row.finished_at = "skipped", utcnow()
+            else:
+                _start(run, row, spec, account)
+            changed = True
+    _update_run_status(run)
+
+
+def _when_holds(spec: Step, steps: dict[str, RunStep]) -> bool:
+    if spec.when is None:
+        return True
+    return steps[spec.when.step].outcome in spec.when.outcome
+
+
+def _start(run: PlaybookRun, row: RunStep, spec: Step, account: Account) -> None:
+    row.started_at = utcnow()
+    if spec.task is None:
+        row.status, row.enqueued_at = "queued", utcnow()
+        after_commit(db.session, "step", row.id)
+        return
+    context = template_context(run, account)
+    task_spec = spec.task
+    due_at = utcnow() + timedelta(days=task_spec.due_in_days) if task_spec.due_in_days is not None else None
+    assignee = resolve_assignee(task_spec.assignee, account)
+    row.status, row.assignee, row.due_at = "open", assignee, due_at
+    trigger = db.session.get(Event, run.trigger_event_id) if run.trigger_event_id else None
+    db.session.add(Task(
+        account_id=account.id, run_id=run.id, step_id=row.id,
+        title=render(task_spec.title, context).strip(),
+        instructions=render(task_spec.instructions, context) if task_spec.instructions else None,
+        assignee=assignee, assignee_role=task_spec.assignee if "@" not in task_spec.assignee else None,
+        priority=task_spec.priority, status="open", outcomes=list(task_spec.outcomes), due_at=due_at,
+        rule=run.rule, event_id=trigger.id if trigger else None,
+    ))
+
+
+def resolve_assignee(role: str, account: Account) -> str | None:
+    """The person a role means for this account; None leaves the task for CS ops to assign."""
+    if "@" in role:
+        return role
+    if role == "csm":
+        return account.csm or account.manager
+    if role == "manager":
+        return account.manager or account.csm
+    return None  # csops: the shared queue
+
+
+def template_context(run: PlaybookRun, account: Account) -> dict:
+    return {
+        "account": account_facts(account),
+        "event": run.context.get("event") or {},
+        "params": run.context.get("params") or {},
+        "run": {"id": run.id, "playbook": run.playbook, "rule": run.rule},
+    }
+
+
+def _update_run_status(run: PlaybookRun) -> None:
+    statuses = [step.status for step in run.steps]
+    if "failed" in statuses:
+        failed = next(step for step in run.steps if step.status == "failed")
+        run.status, run.status_note = "failed", f"step {failed.name}: {failed.error or 'failed'}"
+        run.finished_at = run.finished_at or utcnow()
+    elif all(status in ENDED_OK + ENDED_NOT_RUN for status in statuses):
+        run.status, run.finished_at = "completed", utcnow()
+    elif any(status in ("queued", "running") and not step.wake_at for status, step in zip(statuses, run.steps)):
+        run.status = "running"
+    else:
+        run.status = "waiting"  # on people (open tasks) or on time (waits)
+
+
+def _event_facts(event: Event | None) -> dict:
+    if event is None:
+        return {}
+    payload = event.payload or {}
+    return {"id": event.external_id, "type": event.type, "occurred_at": event.occurred_at.isoformat(),
+            "health": payload.get("health") or {}, "properties": payload.get("properties") or {}}
+
+
+def cancel_run(run: PlaybookRun, note: str) -> None:
+    """Close a run that no longer makes sense; its open tasks are cancelled."""
+    run.status, run.status_note, run.finished_at = "cancelled", note, utcnow()
+    for step in run.steps:
+        if step.status in ("pending", "queued", "open", "snoozed"):
+            step.status = "cancelled" if step.kind == "task" else "skipped"
+    for task in db.session.execute(select(Task).where(Task.run_id == run.id, Task.status.in_(("open", "snoozed")))).scalars():
+        task.status, task.note = "cancelled", note

@@ -1,0 +1,125 @@
+"""CRM webhook intake: every answer of CONTRACT.md section 4, and nothing stored on a refusal."""
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import func, select
+
+from app.models import Event, OutboxEntry
+from tests.conftest import health_webhook, signed_headers
+
+
+def count(db, model):
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_signed_webhook_is_stored_with_its_outbox_row_before_202(client, db, post_webhook):
+    response = post_webhook(health_webhook(to="RED"), msg_id="msg_1")
+    assert response.status_code == 202
+    assert response.get_json() == {"accepted": 1, "duplicates": 0}
+    event = db.session.execute(select(Event)).scalar_one()
+    assert (event.source, event.external_id, event.type, event.account_id) == (
+        "crm", "msg_1", "account.health_changed", "acme")
+    assert event.payload["health"]["to"] == "RED"  # the raw event, as sent
+    assert count(db, OutboxEntry) == 1
+
+
+def test_same_webhook_id_twice_is_a_duplicate(client, db, post_webhook):
+    assert post_webhook(health_webhook(), msg_id="msg_dup").get_json() == {"accepted": 1, "duplicates": 0}
+    again = post_webhook(health_webhook(), msg_id="msg_dup")
+    assert again.status_code == 202
+    assert again.get_json() == {"accepted": 0, "duplicates": 1}
+    assert count(db, Event) == 1
+
+
+def test_signature_failures_are_401_and_store_nothing(client, db):
+    body = json.dumps(health_webhook()).encode()
+    now = int(time.time())
+    cases = {
+        "wrong secret": signed_headers(body, secret="whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"),
+        "stale": signed_headers(body, timestamp=now - 301),
+        "future": signed_headers(body, timestamp=now + 301),
+        "tampered": {**signed_headers(body), "webhook-id": "msg_other"},
+    }
+    missing = signed_headers(body)
+    del missing["webhook-signature"]
+    cases["missing signature"] = missing
+    for name, headers in cases.items():
+        response = client.post("/webhooks/crm", data=body, headers=headers)
+        assert response.status_code == 401, name
+        assert "error" in response.get_json(), name
+    assert count(db, Event) == 0
+
+
+def test_several_signatures_one_valid_is_accepted(client, db):
+    body = json.dumps(health_webhook()).encode()
+    headers = signed_headers(body)
+    headers["webhook-signature"] = "v1,bm9wZQ== " + headers["webhook-signature"]
+    assert client.post("/webhooks/crm", data=body, headers=headers).status_code == 202
+
+
+def test_wrong_content_type_is_415(client, db):
+    body = json.dumps(health_webhook()).encode()
+    headers = {**signed_headers(body), "Content-Type": "text/plain"}
+    response = client.post("/webhooks/crm", data=body, headers=headers)
+    assert response.status_code == 415
+    assert "Content-Type" in response.get_json()["error"]
+
+
+def test_body_over_1_mib_is_413(client, db):
+    payload = health_webhook()
+    payload["health"]["reason"] = "x" * (1024 * 1024 + 10)
+    body = json.dumps(payload).encode()
+    response = client.post("/webhooks/crm", data=body, headers=signed_headers(body))
+    assert response.status_code == 413
+    assert count(db, Event) == 0
+
+
+def test_malformed_json_and_invalid_utf8_are_400(client, db):
+    for body in (b'{"type": ', b'\xff\xfe{}'):
+        response = client.post("/webhooks/crm", data=body, headers=signed_headers(body))
+        assert response.status_code == 400
+        assert response.get_json()["error"]
+
+
+def test_missing_fields_are_400_with_details(client, db, post_webhook):
+    payload = health_webhook()
+    del payload["occurred_at"]
+    del payload["account"]["id"]
+    response = post_webhook(payload)
+    assert response.status_code == 400
+    details = response.get_json()["details"]
+    assert "occurred_at" in details
+    assert "id" in details["account"]
+    response = post_webhook({k: v for k, v in health_webhook().items() if k != "health"})
+    assert response.status_code == 400
+    assert "health" in response.get_json()["details"]
+    assert count(db, Event) == 0
+
+
+def test_unknown_status_is_400_naming_the_allowed_values(client, db, post_webhook):
+    response = post_webhook(health_webhook(to="purple"))
+    assert response.status_code == 400
+    message = json.dumps(response.get_json()["details"])
+    for status in ("green", "yellow", "red", "black"):
+        assert status in message
+
+
+def test_account_updated_needs_no_health(client, db, post_webhook):
+    payload = {"type": "account.updated", "occurred_at": "2026-11-20T10:00:00Z",
+               "account": {"id": "acme", "plan": "enterprise"}}
+    assert post_webhook(payload).status_code == 202
+
+
+def test_database_down_is_503_with_retry_after(tmp_path, redis_url):
+    from app import create_app
+
+    # A database of our own that is not there (a closed port); the machine's stays untouched.
+    broken = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://postgres@127.0.0.1:9/none",
+                         "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"connect_timeout": 2}}})
+    body = json.dumps(health_webhook()).encode()
+    response = broken.test_client().post("/webhooks/crm", data=body, headers=signed_headers(body))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert "error" in response.get_json()

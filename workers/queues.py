@@ -1,0 +1,16 @@
+"""Queue names and the one place jobs are enqueued from."""
+from __future__ import annotations
+
+from flask import current_app
+from rq import Queue
+
+from app.redis_conn import get_redis
+
+EVENTS = "events"  # incoming events: match rules, launch playbooks
+STEPS = "steps"  # automated playbook steps (mail, webhooks, off-boarding)
+MAINTENANCE = "maintenance"  # periodic jobs: outbox sweep, overdue checks
+ALL = (EVENTS, STEPS, MAINTENANCE)
+
+
+def queue(name: str, app=None) -> Queue:
+    return Queue(name, connection=get_redis(app or current_app))
