@@ -26,14 +26,31 @@ TEST_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TEST_TOKEN = "test-token-123"
 
 
-def database_url(tmp_root: Path) -> str:
-    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_root / 'test.db'}"
-
-
 @pytest.fixture(scope="session")
 def tmp_root():
     with tempfile.TemporaryDirectory(prefix="triage-test-") as folder:
         yield Path(folder)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_root):
+    """SQLite in a temp folder, or a fresh PostgreSQL database of this session's own on the
+    server TEST_DATABASE_URL names (so two runs at once never share tables)."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        yield f"sqlite:///{tmp_root / 'test.db'}"
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = f"triage_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:  # FORCE: closes what the app's pool still holds
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -42,11 +59,11 @@ def redis_url():
 
 
 @pytest.fixture(scope="session")
-def test_env(tmp_root, redis_url):
+def test_env(tmp_root, redis_url, database_url):
     """Environment for subprocesses (workers, servers) that must share the test's services."""
     return {
         **os.environ,
-        "DATABASE_URL": database_url(tmp_root),
+        "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "CRM_WEBHOOK_SECRET": TEST_SECRET,
         "API_TOKENS": TEST_TOKEN,

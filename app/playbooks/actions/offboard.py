@@ -44,6 +44,9 @@ def erase_account_personal_data(account, run_id: int | None = None) -> ErasureRe
             counts["event_payloads"] += 1
 
     counts["health_reasons"] = _scrub_columns(scrub, HealthChange, HealthChange.account_id == account.id, "reason")
+    if scrub.text(account.health_reason) != account.health_reason:
+        account.health_reason = scrub.text(account.health_reason)
+        counts["health_reasons"] += 1
     counts["task_texts"] = _scrub_columns(scrub, Task, Task.account_id == account.id, "title", "instructions", "note")
     counts["mail_log"] = 0
     for mail in db.session.execute(select(MailLog).where(MailLog.account_id == account.id)).scalars():
