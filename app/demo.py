@@ -108,8 +108,19 @@ def load_portfolio(accounts: int = 240, seed: int = 7) -> int:
                 events += 1
             if status == "black":
                 break
+    _run_queued_jobs()  # the automated steps, so the tasks that follow them exist before aging
     _age_and_work_tasks(rng, now)
+    _run_queued_jobs()
     return events
+
+
+def _run_queued_jobs() -> None:
+    from rq import SimpleWorker
+
+    from app.redis_conn import get_redis
+    from workers.queues import ALL, queue
+
+    SimpleWorker([queue(name) for name in ALL], connection=get_redis()).work(burst=True, logging_level="WARNING")
 
 
 def _age_and_work_tasks(rng: random.Random, now: datetime) -> None:

@@ -1,6 +1,144 @@
-"""The read and act API (CONTRACT.md section 5). Filled in by the API work."""
+"""The read and act API (CONTRACT.md section 5), built on flask-smorest.
+
+flask-smorest writes the OpenAPI document at /api/v1/openapi.json from the views'
+schemas. Two of its defaults are bent to the contract: errors are `{"error", "details"}`
+(not smorest's `{"code", "status", "message"}`), and invalid parameters are 400 (not 422).
+"""
+from __future__ import annotations
+
 from flask import Flask
+from flask_smorest import Api
+from flask_smorest import Blueprint as SmorestBlueprint
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+
+from app.api.schemas import ErrorSchema
+from app.errors import ApiError, error_response, is_machine_request
+
+# status -> (response component, description, documented headers)
+ERROR_RESPONSES = {
+    400: ("BadRequest", "Malformed JSON, or a missing or invalid parameter or field", {}),
+    401: ("Unauthorized", "Missing or wrong bearer token",
+          {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}}),
+    404: ("NotFound", "No such object", {}),
+    409: ("Conflict", "The object is not in a state that allows this", {}),
+    503: ("ServiceUnavailable", "The database is unavailable; retry later",
+          {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}}),
+}
+LOCATION_MESSAGES = {"query": "invalid query parameter", "json": "invalid request body"}
+
+
+class ApiParser(FlaskParser):
+    """webargs parser answering in the contract's shape: 400 `{"error", "details": {field: [...]}}`."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+
+    def handle_error(self, error, req, schema, *, error_status_code, error_headers):
+        messages = error.messages
+        # webargs keys the messages by location ({"query": {...}}); clients want the fields.
+        if isinstance(messages, dict) and len(messages) == 1:
+            location, inner = next(iter(messages.items()))
+            if location in self.__location_map__ and isinstance(inner, dict):
+                raise ApiError(400, LOCATION_MESSAGES.get(location, "invalid request"), details=inner)
+        raise ApiError(400, "invalid request", details=messages if isinstance(messages, dict) else None)
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+        raise ApiError(400, "malformed JSON body")
+
+    def _raw_load_json(self, req):
+        # A body in another format would otherwise be ignored and read as "no fields".
+        if not is_json_request(req) and req.get_data(cache=True):
+            raise ApiError(415, "send the body as application/json")
+        if not is_json_request(req):
+            return core.missing
+        return super()._raw_load_json(req)
+
+
+class ApiBlueprint(SmorestBlueprint):
+    ARGUMENTS_PARSER = ApiParser()
+
+    def errors(self, *codes: int):
+        """Document the contract's error responses of a view (400/401/404/409/503)."""
+
+        def decorator(func):
+            for code in codes:
+                func = self.alt_response(code, response=ERROR_RESPONSES[code][0])(func)
+            return func
+
+        return decorator
+
+
+class TriageApi(Api):
+    ERROR_SCHEMA = ErrorSchema  # also what smorest's "default" error response documents
+
+    def handle_http_exception(self, error):
+        """Contract JSON on machine paths, Werkzeug's HTML pages elsewhere; headers kept.
+
+        smorest registers this for the whole app, replacing app/errors.py's handler,
+        and its own version drops Werkzeug's headers (Allow on 405, Retry-After on 429).
+        """
+        if not is_machine_request():
+            return error
+        if error.response is not None:  # abort(response): already a full answer
+            return error.response
+        headers = {key: value for key, value in error.get_headers() if key.lower() != "content-type"}
+        data = getattr(error, "data", None) or {}  # set by flask_smorest.abort(..., message=...)
+        headers.update(data.get("headers") or {})
+        details = data.get("errors") or data.get("messages")
+        return error_response(error.code or 500, data.get("message") or error.description or error.name,
+                              details if isinstance(details, dict) else None, headers)
 
 
 def init_app(app: Flask) -> None:
-    pass
+    from app.api import accounts, health, tasks
+    from app.extensions import csrf
+
+    app.config.setdefault("API_TITLE", "Triage")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
+    api = TriageApi(app, spec_kwargs={
+        "info": {"description": "Customer health in, playbooks and tasks out. "
+                                "Every /api/v1 endpoint takes `Authorization: Bearer <api token>`."},
+        "security": [{"bearerAuth": []}],
+    })
+    _register_components(api)
+    for blueprint in (accounts.blp, tasks.blp):
+        csrf.exempt(blueprint)  # authenticated by token, not by session cookie
+        api.register_blueprint(blueprint)
+    api.register_blueprint(health.blp)
+    _document_spec_route(app, api)
+    app.extensions["triage_api"] = api  # later API blueprints (events) register through it
+
+
+def _register_components(api: TriageApi) -> None:
+    components = api.spec.components
+    components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    # ErrorSchema is already the "Error" schema: smorest registered it as ERROR_SCHEMA.
+    for name, description, headers in ERROR_RESPONSES.values():
+        response = {"description": description, "content": {"application/json": {"schema": ErrorSchema}}}
+        if headers:
+            response["headers"] = headers
+        components.response(name, response)
+
+
+def _document_spec_route(app: Flask, api: TriageApi) -> None:
+    from flask import request
+
+    from app.api.auth import require_token
+
+    @app.before_request
+    def _spec_needs_token():
+        # CONTRACT section 5: everything under /api/v1 takes the bearer token, the document too.
+        if request.endpoint == "api-docs.openapi_json":
+            require_token()
+
+    # smorest serves the document but does not list its own route in it.
+    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "api-docs.openapi_json")
+    api.spec.path(rule=rule, operations={"get": {
+        "summary": "This OpenAPI 3 document",
+        "tags": ["Meta"],
+        "responses": {"200": {"description": "OpenAPI document",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}},
+    }})
+    api.spec.tag({"name": "Meta", "description": "About the API itself"})

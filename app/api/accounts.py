@@ -1,0 +1,82 @@
+"""`/api/v1/accounts/{id}...`: an account, its health history, its playbook runs, its scores."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from app.api import ApiBlueprint
+from app.api.auth import require_token
+from app.api.schemas import (AccountSchema, HealthChangeSchema, RunSchema, ScoreQuerySchema,
+                             ScoreSchema)
+from app.errors import ApiError
+from app.extensions import db
+from app.models import Account, Event, HealthChange, PlaybookRun, Task
+
+blp = ApiBlueprint("Accounts", __name__, url_prefix="/api/v1",
+                   description="Customer accounts: health, history, playbook runs, scores")
+blp.before_request(require_token)
+
+OPEN_STATUSES = ("open", "snoozed")
+
+
+def _ensure_account(account_id: str) -> None:
+    if db.session.scalar(select(Account.id).where(Account.id == account_id)) is None:
+        raise ApiError(404, f"no account {account_id!r}")
+
+
+@blp.route("/accounts/<account_id>")
+@blp.response(200, AccountSchema)
+@blp.errors(401, 404, 503)
+def get_account(account_id: str):
+    """An account with its current health and its number of open tasks"""
+    open_tasks = (select(func.count(Task.id))
+                  .where(Task.account_id == Account.id, Task.status.in_(OPEN_STATUSES))
+                  .scalar_subquery())
+    row = db.session.execute(
+        select(Account, open_tasks.label("open_tasks")).where(Account.id == account_id)
+    ).one_or_none()
+    if row is None:
+        raise ApiError(404, f"no account {account_id!r}")
+    return row._mapping
+
+
+@blp.route("/accounts/<account_id>/health-history")
+@blp.response(200, HealthChangeSchema(many=True))
+@blp.errors(401, 404, 503)
+def health_history(account_id: str):
+    """The account's status changes, newest first"""
+    _ensure_account(account_id)
+    return db.session.scalars(
+        select(HealthChange).where(HealthChange.account_id == account_id)
+        .order_by(HealthChange.at.desc(), HealthChange.id.desc())
+    ).all()
+
+
+@blp.route("/accounts/<account_id>/runs")
+@blp.response(200, RunSchema(many=True))
+@blp.errors(401, 404, 503)
+def runs(account_id: str):
+    """The account's playbook runs with their steps, newest first"""
+    _ensure_account(account_id)
+    rows = db.session.execute(
+        select(PlaybookRun, Event.external_id.label("trigger_event_id"))
+        .outerjoin(Event, PlaybookRun.trigger_event_id == Event.id)
+        .where(PlaybookRun.account_id == account_id)
+        .options(selectinload(PlaybookRun.steps))
+        .order_by(PlaybookRun.started_at.desc(), PlaybookRun.id.desc())
+    ).all()
+    return [row._mapping for row in rows]
+
+
+@blp.route("/accounts/<account_id>/scores")
+@blp.arguments(ScoreQuerySchema, location="query")
+@blp.response(200, ScoreSchema(many=True))
+@blp.errors(400, 401, 404, 503)
+def scores(args: dict, account_id: str):
+    """The computed health score over event time, oldest first
+
+    No score history is stored yet (scores come with a later issue), so the list is
+    empty for now; `since` and `until` are already validated so clients can rely on them.
+    """
+    _ensure_account(account_id)
+    return []
