@@ -21,7 +21,7 @@ run: install
 	$(BIN)/python -m app.serve
 
 check: install
-	$(BIN)/flask --app wsgi check
+	$(BIN)/python -m app.check
 
 test: test-sqlite test-postgres
 

@@ -23,15 +23,11 @@ def init_app(app: Flask) -> None:
         click.echo(sweep(grace_seconds=0))
 
     @app.cli.command("check")
-    def check() -> None:
-        """Load rules/ and playbooks/ and report what is wrong, as file:line: message."""
-        from app.catalog import load_catalog
-        from app.filecheck import FileErrors
+    def check_files() -> None:
+        """Check rules/ and playbooks/ (also `python -m app.check`, which works when they are broken)."""
+        from app.check import check
 
-        try:
-            loaded = load_catalog(current_app.config["RULES_DIR"], current_app.config["PLAYBOOKS_DIR"])
-        except FileErrors as exc:
-            click.echo(str(exc), err=True)
+        ok, report = check(current_app.config["RULES_DIR"], current_app.config["PLAYBOOKS_DIR"])
+        click.echo(report, err=not ok)
+        if not ok:
             raise SystemExit(1)
-        click.echo(f"{len(loaded.ruleset.rules)} rules (version {loaded.ruleset.version}), "
-                   f"{len(loaded.playbooks)} playbooks: OK")

@@ -55,8 +55,14 @@ def banner(app) -> str:
 
 
 def main() -> None:
+    from app.filecheck import FileErrors
+
     embedded = not os.environ.get("REDIS_URL")
-    app = create_app()
+    try:
+        app = create_app()
+    except FileErrors as exc:
+        print(f"Triage did not start: the rule or playbook files do not load.\n{exc}", file=sys.stderr)
+        sys.exit(1)
     os.environ["REDIS_URL"] = redis_url(app)  # the children share the (embedded) Redis
     os.environ.setdefault("TRIAGE_INSTANCE", app.instance_path)
     prepare(app)
@@ -68,6 +74,8 @@ def main() -> None:
         "scheduler": [sys.executable, "-m", "workers.scheduler"],
     }
     children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+    started = {name: time.monotonic() for name in commands}
+    quick_exits = {name: 0 for name in commands}
     print(banner(app), flush=True)
 
     stopping = False
@@ -80,10 +88,19 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     exit_code = 0
     while not stopping:
-        for name, child in children.items():
-            if child.poll() is not None:
-                print(f"{name} exited with {child.returncode}; stopping", file=sys.stderr, flush=True)
+        for name, child in list(children.items()):
+            if child.poll() is None or stopping:
+                continue
+            # A process that dies is restarted, like a supervisor would; one that keeps dying
+            # right after its start (a configuration error) stops the whole stack.
+            quick_exits[name] = quick_exits[name] + 1 if time.monotonic() - started[name] < 10 else 1
+            if quick_exits[name] >= 3:
+                print(f"{name} keeps exiting ({child.returncode}); stopping", file=sys.stderr, flush=True)
                 stopping, exit_code = True, 1
+                break
+            print(f"{name} exited with {child.returncode}; restarting it", file=sys.stderr, flush=True)
+            time.sleep(1)
+            children[name], started[name] = subprocess.Popen(commands[name]), time.monotonic()
         time.sleep(0.5)
     for child in children.values():
         if child.poll() is None:

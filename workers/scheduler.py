@@ -12,6 +12,8 @@ import socket
 import threading
 import time
 
+import redis
+
 from rq.cron import CronScheduler
 
 from app.redis_conn import get_redis
@@ -23,11 +25,15 @@ LOCK_TTL = 30
 log = logging.getLogger(__name__)
 
 
-def hold_lock(connection, owner: str) -> None:
-    """Block until this process holds the scheduler lock, then keep renewing it."""
-    while not connection.set(LOCK_KEY, owner, nx=True, ex=LOCK_TTL):
+def acquire_lock(connection, owner: str) -> None:
+    """Block until this process holds the scheduler lock (or already does)."""
+    while not (connection.set(LOCK_KEY, owner, nx=True, ex=LOCK_TTL) or connection.get(LOCK_KEY) == owner.encode()):
         log.info("another scheduler holds the lock; waiting")
         time.sleep(LOCK_TTL / 3)
+
+
+def keep_lock(connection, owner: str) -> None:
+    """Renew the lock in the background while this process lives."""
 
     def renew():
         while True:
@@ -45,12 +51,21 @@ def main() -> None:
     app = get_app()
     with app.app_context():
         connection = get_redis()
-        hold_lock(connection, f"{socket.gethostname()}:{os.getpid()}")
-        scheduler = CronScheduler(connection=connection, logging_level=logging.INFO)
-        for job in PERIODIC:
-            scheduler.register(job["func"], queue_name=job["queue"], interval=job["interval"], name=job["name"],
-                               job_timeout=300)
-        scheduler.start()
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        keep_lock(connection, owner)
+        while True:
+            try:
+                acquire_lock(connection, owner)
+                scheduler = CronScheduler(connection=connection, logging_level=logging.INFO)
+                for job in PERIODIC:
+                    scheduler.register(job["func"], queue_name=job["queue"], interval=job["interval"],
+                                       name=job["name"], job_timeout=300)
+                scheduler.start()
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # Redis away: nothing can be scheduled anyway. Wait for it, then carry on.
+                log.warning("Redis unavailable (%s); the scheduler retries in 5 s", exc)
+                time.sleep(5)
 
 
 if __name__ == "__main__":

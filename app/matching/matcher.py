@@ -1,0 +1,99 @@
+"""Which rules match an event: the rule set compiled into durable-rules, one fact per event.
+
+Each event is asserted as a fact under one fixed session id and retracted right after,
+so every matching rule fires, and the engine keeps no state between events (it allows
+at most 1,024 live sessions per ruleset, so a session per account cannot work).
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+
+import durable_rules_engine
+from durable.engine import Host, MessageNotHandledException
+
+from app.matching import compiler
+from app.matching.model import Rule, RuleSet
+
+SID = "triage"
+
+
+class _QuietHost(Host):
+    """A Host without the two timer threads the default one starts and never stops."""
+
+    def _run(self) -> None:
+        pass
+
+
+class Matcher:
+    """Matches event facts against a rule set; safe to share between threads."""
+
+    def __init__(self, ruleset: RuleSet):
+        self.ruleset = ruleset
+        self._rules = {rule.name: rule for rule in ruleset.rules}
+        # The C engine never releases the GIL and lost actions under concurrent calls.
+        self._lock = threading.Lock()
+        self._fired: list[str] = []  # filled by the rule callbacks during one assertion
+        self._closed = False
+        self._ids = itertools.count(1)
+        # Engine names are global per Host and may not be registered twice.
+        self._name = f"triage_{uuid.uuid4().hex}"
+        self._host = _QuietHost()
+        self._engine = None
+        rules = compiler.definition(ruleset)
+        if rules:  # an empty ruleset matches nothing; no need for the engine
+            for name, rule in rules.items():
+                rule["run"] = _recorder(self._fired, name)
+            self._host.register_rulesets({self._name: rules})
+            self._engine = self._host.get_ruleset(self._name)
+
+    def match(self, facts: dict) -> list[Rule]:
+        """The enabled rules whose conditions hold for `facts`, highest priority first."""
+        fact = compiler.flatten(facts)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this Matcher was closed")
+            if self._engine is None:
+                return []
+            # A fresh id per assertion: two identical events must not be one fact.
+            fact.update(id=f"f{next(self._ids)}", sid=SID)
+            self._fired.clear()
+            try:
+                self._host.assert_fact(self._name, fact)
+            except MessageNotHandledException:
+                pass  # no rule matched
+            finally:
+                fired = list(self._fired)
+                self._fired.clear()
+                try:
+                    self._host.retract_fact(self._name, fact)
+                except MessageNotHandledException:
+                    pass
+        matched = [self._rules[name] for name in dict.fromkeys(fired)]
+        return sorted(matched, key=lambda rule: (-rule.priority, rule.name))
+
+    def close(self) -> None:
+        """Free the engine's memory for this rule set (a reload builds a new Matcher)."""
+        with self._lock:
+            self._closed = True
+            if self._engine is not None:
+                durable_rules_engine.delete_ruleset(self._engine._handle)
+                self._engine = None
+
+    def __del__(self) -> None:
+        # Unreachable means no thread is inside match(), so freeing is safe.
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _recorder(fired: list[str], name: str):
+    # Only record the name: the engine swallows exceptions raised in a callback, so the
+    # real work happens in the caller, keyed by the rule name. Capturing the list rather
+    # than the Matcher avoids a reference cycle, so a dropped Matcher is freed at once.
+    def run(c) -> None:
+        fired.append(name)
+
+    return run
