@@ -80,7 +80,7 @@ def build_config(instance_path: str) -> dict:
         # A webhook older or newer than this (seconds) is refused (Standard Webhooks).
         "WEBHOOK_TOLERANCE": 300,
         # The outbox sweeper re-enqueues an event whose job has not finished after this long.
-        "OUTBOX_RETRY_AFTER": env_int("OUTBOX_RETRY_AFTER", 60),
+        "OUTBOX_RETRY_AFTER": env_int("OUTBOX_RETRY_AFTER", 10),
         # Backoff (seconds) between attempts of a job; one attempt per entry, then the job fails.
         "EVENT_RETRY_INTERVALS": env_ints("EVENT_RETRY_INTERVALS", [2, 10, 30]),
         "STEP_RETRY_INTERVALS": env_ints("STEP_RETRY_INTERVALS", [10, 60, 300]),
