@@ -1,0 +1,107 @@
+"""Accounts: the portfolio list and the page of one account."""
+from __future__ import annotations
+
+from flask import abort, url_for
+from flask_admin import expose
+from flask_admin.contrib.sqla.filters import FilterEqual, FilterLike
+from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import case, select
+from sqlalchemy.orm import selectinload
+
+from app.admin import formatting as fmt
+from app.admin.access import EVERYTHING, assignee_check, may_see_account, scope_accounts
+from app.admin.views import AdminModelView
+from app.extensions import db
+from app.models import HEALTH_STATUSES, Account, HealthChange, PlaybookRun, Task
+
+# Default order of the list: the accounts that need attention first.
+ATTENTION = ("red", "black", "yellow", "green")
+HISTORY_LIMIT = 200
+RUNS_LIMIT = 50
+CLOSED_SHOWN = 20
+
+
+def _name(view, context, account, name):
+    return Markup('<a href="{}">{}</a>').format(url_for("account.page", account_id=account.id), account)
+
+
+class AccountView(AdminModelView):
+    list_template = "triage_admin/account_list.html"
+    column_display_actions = False  # the name links to the page
+    column_list = ("name", "health_status", "segment", "plan", "csm", "arr", "renewal_date")
+    column_labels = {"health_status": "Status", "csm": "CSM", "arr": "ARR", "renewal_date": "Renewal"}
+    column_sortable_list = ("name", "health_status", "segment", "plan", "csm", "arr", "renewal_date")
+    column_searchable_list = ("name", "id")
+    column_filters = (
+        FilterEqual(Account.health_status, "Status", options=[(s, s) for s in HEALTH_STATUSES]),
+        FilterEqual(Account.segment, "Segment"),
+        FilterEqual(Account.csm, "CSM"),
+        FilterLike(Account.csm, "CSM"),
+        FilterEqual(Account.plan, "Plan"),
+    )
+    column_formatters = {
+        "name": _name,
+        "health_status": lambda v, c, account, n: fmt.badge(account.health_status),
+        "arr": lambda v, c, account, n: fmt.money(account.arr),
+        "renewal_date": lambda v, c, account, n: fmt.when(account.renewal_date),
+        "csm": lambda v, c, account, n: fmt.text(account.csm),
+    }
+
+    def get_query(self):
+        return scope_accounts(super().get_query())
+
+    def get_count_query(self):
+        return scope_accounts(super().get_count_query())
+
+    def get_one(self, id):  # guards the details and edit views, should they ever be enabled
+        account = super().get_one(id)
+        return account if account is not None and may_see_account(account) else None
+
+    def _apply_sorting(self, query, joins, sort_column, sort_desc):
+        if sort_column is None:
+            rank = case({s: i for i, s in enumerate(ATTENTION)}, value=Account.health_status, else_=len(ATTENTION))
+            return query.order_by(rank, Account.renewal_date.is_(None), Account.renewal_date, Account.id), joins
+        query, joins = super()._apply_sorting(query, joins, sort_column, sort_desc)
+        return query.order_by(Account.id), joins
+
+    def list_heading(self) -> str:
+        if current_user.role == "csm":
+            return "My accounts"
+        return "My team's accounts" if current_user.role == "manager" else "Accounts"
+
+    # `path`: CRM ids may contain slashes.
+    @expose("/<path:account_id>")
+    def page(self, account_id: str):
+        account = db.session.scalars(
+            select(Account).where(Account.id == account_id).options(selectinload(Account.contacts))
+        ).first()
+        if account is None:
+            abort(404)
+        if not may_see_account(account):
+            abort(403)
+        history = db.session.scalars(
+            select(HealthChange).where(HealthChange.account_id == account.id)
+            .order_by(HealthChange.at.desc(), HealthChange.id.desc()).limit(HISTORY_LIMIT)
+        ).all()
+        runs = db.session.scalars(
+            select(PlaybookRun).where(PlaybookRun.account_id == account.id)
+            .options(selectinload(PlaybookRun.steps))
+            .order_by(PlaybookRun.started_at.desc(), PlaybookRun.id.desc()).limit(RUNS_LIMIT)
+        ).all()
+        tasks = db.session.scalars(
+            select(Task).where(Task.account_id == account.id).order_by(*Task.urgency_order())
+        ).all()
+        step_tasks = {t.step_id: t.id for t in tasks if t.step_id is not None}
+        may_see = assignee_check()
+        return self.render(
+            "triage_admin/account.html",
+            account=account, history=history, runs=runs, step_tasks=step_tasks,
+            open_tasks=[t for t in tasks if t.status in fmt.OPEN_TASK],
+            closed_tasks=sorted((t for t in tasks if t.status not in fmt.OPEN_TASK),
+                                key=lambda t: t.completed_at or t.created_at, reverse=True)[:CLOSED_SHOWN],
+            # A CSM may see an account yet not its manager's task.
+            may_open_task={t.id for t in tasks if may_see(t.assignee)},
+            show_records=current_user.role in EVERYTHING,
+        )
+

@@ -1,0 +1,44 @@
+"""Base classes every admin page derives from: sign-in required, CSRF-protected forms."""
+from __future__ import annotations
+
+from flask import redirect, url_for
+from flask_admin import AdminIndexView, BaseView, expose
+from flask_admin.contrib.sqla import ModelView
+from flask_wtf import FlaskForm
+
+from app.admin import formatting, markdown
+from app.admin.access import Protected
+
+
+class _Render:
+    def render(self, template, **kwargs):
+        kwargs.setdefault("fmt", formatting)
+        kwargs.setdefault("markdown", markdown.render)
+        return super().render(template, **kwargs)
+
+
+class AdminView(Protected, _Render, BaseView):
+    """A custom page."""
+
+
+class AdminModelView(Protected, _Render, ModelView):
+    """A model list. Read-only unless a subclass says otherwise."""
+
+    form_base_class = FlaskForm  # the global CSRFProtect rejects forms without its token
+    can_create = False
+    can_edit = False
+    can_delete = False
+    can_view_details = False
+    named_filter_urls = True  # ?flt0_status_equals=done rather than ?flt0_3=done
+    page_size = 50
+
+
+class HomeView(Protected, AdminIndexView):
+    """`/admin/` itself: the task list is the landing page."""
+
+    def is_visible(self) -> bool:
+        return False
+
+    @expose("/")
+    def index(self):
+        return redirect(url_for("task.index_view"))
