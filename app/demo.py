@@ -41,8 +41,8 @@ REASONS = {
     "black": ["Did not extend the subscription", "Written confirmation: will not renew at end of period"],
 }
 # Where a status tends to go next: mostly stable, sometimes worse or better.
-NEXT = {"green": ["green", "yellow", "yellow", "red"], "yellow": ["green", "green", "red", "yellow"],
-        "red": ["yellow", "yellow", "green", "black", "red"], "black": ["black"]}
+NEXT = {"green": ["yellow", "yellow", "red"], "yellow": ["green", "green", "red"],
+        "red": ["yellow", "yellow", "green", "black"], "black": []}
 
 
 def ensure_team(password: str) -> None:
@@ -133,7 +133,8 @@ def _age_and_work_tasks(rng: random.Random, now: datetime) -> None:
         task.created_at -= shift
         if task.due_at:
             task.due_at -= shift
-        run.started_at -= shift
+    for run in db.session.execute(select(PlaybookRun).where(PlaybookRun.triggered_at.is_not(None))).scalars():
+        run.started_at = run.triggered_at
     db.session.commit()
     for task, run in tasks:
         age = now - task.created_at

@@ -81,6 +81,17 @@ def test_a_late_older_change_goes_to_history_without_rolling_back(client, db, po
     assert db.session.scalar(select(func.count()).select_from(PlaybookRun)) == runs_before
 
 
+def test_the_same_status_again_is_history_not_a_change(client, db, post_webhook, run_jobs):
+    post_webhook(health_webhook(to="red", occurred_at="2026-11-01T10:00:00Z"))
+    run_jobs()
+    post_webhook(health_webhook(to="red", occurred_at="2026-11-02T10:00:00Z",
+                                health={"to": "red", "reason": "Still waiting for the export fix"}))
+    run_jobs()
+    assert db.session.scalar(select(func.count()).select_from(HealthChange)) == 2
+    assert db.session.scalar(select(func.count()).select_from(RuleFiring)) == 1
+    assert db.session.get(Account, "acme").health_reason == "Still waiting for the export fix"
+
+
 def test_yellow_asks_the_csm_why(client, db, post_webhook, run_jobs):
     post_webhook(health_webhook(to="yellow"))
     run_jobs()

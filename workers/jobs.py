@@ -101,13 +101,15 @@ def process_event(event_id: int) -> str:
         _, is_current = record_health_change(
             account, status=health["to"], crm_from=health.get("from_"), at=data["occurred_at"],
             reason=health.get("reason"), changed_by=health.get("changed_by"), source="crm", event_id=event.id)
-        if is_current:
+        if not is_current:
+            outcome = "older than the current status: kept in history, no rules run"
+        elif health["to"] == previous:
+            outcome = "status unchanged (a new reason): kept in history, no rules run"
+        else:
             facts = health_change_facts(to=health["to"], previous=previous, crm_from=health.get("from_"),
                                         account=account)
             firings = enforce(facts, event, account)
             outcome = f"{len(firings)} rule(s) fired"
-        else:
-            outcome = "older than the current status: kept in history, no rules run"
     db.session.execute(OutboxEntry.__table__.delete().where(OutboxEntry.event_id == event_id))
     db.session.commit()
     return outcome
