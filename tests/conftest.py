@@ -90,7 +90,7 @@ def app(tmp_root, test_env):
         db.drop_all()
         with db.engine.begin() as conn:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        upgrade()
+        upgrade(revision="heads")  # all heads: work in progress may add parallel revisions
     yield application
 
 

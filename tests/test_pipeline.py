@@ -296,12 +296,3 @@ def test_the_real_worker_process_runs_the_jobs(client, db, post_webhook, test_en
     assert result.returncode == 0, result.stderr[-2000:]
     db.session.expire_all()
     assert len(tasks_of(db)) == 2
-
-
-def test_migrations_have_a_single_head():
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    config = Config()
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    assert len(ScriptDirectory.from_config(config).get_heads()) == 1

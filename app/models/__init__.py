@@ -7,8 +7,22 @@ from app.models.rule_firing import RuleFiring
 from app.models.run import PlaybookRun, RunStep
 from app.models.task import PRIORITIES, Task
 from app.models.user import ROLES, User
+from app.models.audit import AuditEntry
+
+
+def _import_all_model_modules() -> None:
+    # Every module in this package is imported, so a new model module needs no edit here
+    # to be seen by Alembic and the app.
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_all_model_modules()
 
 __all__ = [
     "Account", "Contact", "HealthChange", "ErasureRecord", "Event", "OutboxEntry", "MailLog",
-    "RuleFiring", "PlaybookRun", "RunStep", "Task", "User", "HEALTH_STATUSES", "PRIORITIES", "ROLES",
+    "RuleFiring", "PlaybookRun", "RunStep", "Task", "User", "AuditEntry", "HEALTH_STATUSES", "PRIORITIES", "ROLES",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app import catalog
+from app import audit, catalog
 from app.extensions import db
 from app.models import Account, PlaybookRun, RunStep, Task
 from app.models.types import utcnow
@@ -33,6 +33,8 @@ def complete_task(task_id: int, outcome: str | None, note: str | None, actor: st
     task.status, task.outcome, task.completed_at, task.completed_by = "done", outcome, utcnow(), actor
     if note:
         task.note = note
+    audit.record(actor, "task.completed", "task", task.id, f"{task.title}: {outcome}",
+                 {"outcome": outcome, "note": note, "account_id": task.account_id})
     if task.step_id is not None:
         step = db.session.get(RunStep, task.step_id)
         step.status, step.outcome, step.finished_at = "done", outcome, utcnow()
