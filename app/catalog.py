@@ -1,20 +1,36 @@
-"""The loaded rules and playbooks the server acts on.
+"""The loaded rules and playbooks the server acts on, reloaded when their files change.
 
-Loaded once at start-up from RULES_DIR and PLAYBOOKS_DIR. A file that does not load
-stops the server with `file:line: what is wrong` (reloading that keeps the last good
-set comes with the rule-language issue).
+Loaded at start-up from RULES_DIR and PLAYBOOKS_DIR; a file that does not load stops the
+server with `file:line: what is wrong`. Afterwards `current()` looks at the files' sizes and
+modification times at most every RULES_RELOAD_SECONDS (default 2) and reloads when they
+changed, or when `flask rules reload` touched `instance/rules-reload`. A set that does not
+load is refused: the last good set keeps running, and the error is logged and kept for the
+admin's rules page (`reload_error()`).
+
+Old matchers are never closed here: threads may still be inside them. A Matcher frees its
+engine memory itself once nothing references it any more.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from flask import Flask, current_app
 
+from app.filecheck import FileErrors
 from app.matching.loader import load_rules
 from app.matching.matcher import Matcher
 from app.matching.model import RuleSet
 from app.playbooks.loader import load_playbooks
 from app.playbooks.model import Playbook
+
+log = logging.getLogger(__name__)
+RELOAD_MARKER = "rules-reload"  # in the instance folder; touched by `flask rules reload`
 
 
 @dataclass
@@ -22,17 +38,135 @@ class Catalog:
     ruleset: RuleSet
     playbooks: dict[str, Playbook]
     matcher: Matcher
+    signature: tuple = ()  # the files' names, sizes and mtimes when loaded
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+@dataclass
+class _Reloading:
+    rules_dir: str
+    playbooks_dir: str
+    marker: str
+    interval: float
+    checked_at: float = 0.0
+    error: str | None = None  # the last refused reload, until a good set loads
+    error_at: datetime | None = None
+    failed_signature: tuple | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def load_catalog(rules_dir: str, playbooks_dir: str) -> Catalog:
+    signature = files_signature(rules_dir, playbooks_dir)
     playbooks = load_playbooks(playbooks_dir)
     ruleset = load_rules(rules_dir, playbooks)
-    return Catalog(ruleset=ruleset, playbooks=playbooks, matcher=Matcher(ruleset))
+    return Catalog(ruleset=ruleset, playbooks=playbooks, matcher=Matcher(ruleset), signature=signature)
+
+
+def files_signature(*folders: str) -> tuple:
+    """Cheap change detection: (path, size, mtime) of every file in the folders (one level)."""
+    found = []
+    for folder in folders:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError:
+            found.append((folder, None))
+            continue
+        for entry in entries:
+            try:
+                if entry.is_file():
+                    stat = entry.stat()
+                    found.append((entry.path, stat.st_size, stat.st_mtime_ns))
+            except OSError:
+                continue
+    return tuple(found)
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["triage_catalog"] = load_catalog(app.config["RULES_DIR"], app.config["PLAYBOOKS_DIR"])
+    rules_dir, playbooks_dir = app.config["RULES_DIR"], app.config["PLAYBOOKS_DIR"]
+    marker = os.path.join(app.instance_path, RELOAD_MARKER)
+    state = _Reloading(rules_dir, playbooks_dir, marker, float(app.config.get("RULES_RELOAD_SECONDS", 2)))
+    try:
+        catalog = load_catalog(rules_dir, playbooks_dir)
+    except FileErrors as exc:
+        if not _rules_command():
+            raise  # a server whose files do not load does not start
+        # `flask rules check|test` must run to report what is wrong: start with nothing loaded.
+        state.error, state.error_at = str(exc), datetime.now(timezone.utc)
+        ruleset = RuleSet(rules=(), version="none")
+        catalog = Catalog(ruleset=ruleset, playbooks={}, matcher=Matcher(ruleset))
+    catalog.signature = _signature(state)
+    app.extensions["triage_catalog"] = catalog
+    app.extensions["triage_catalog_reloading"] = state
+    state.checked_at = time.monotonic()
+
+    from app.matching.cli import rules_cli
+
+    app.cli.add_command(rules_cli)
+
+
+def _rules_command() -> bool:
+    """Whether this process is `flask ... rules ...` (which reports broken files itself)."""
+    return os.path.basename(sys.argv[0] if sys.argv else "") == "flask" and "rules" in sys.argv[1:]
+
+
+def _signature(state: _Reloading) -> tuple:
+    marker = state.marker
+    try:
+        marked = os.stat(marker).st_mtime_ns
+    except OSError:
+        marked = None
+    return files_signature(state.rules_dir, state.playbooks_dir) + ((marker, marked),)
 
 
 def current() -> Catalog:
-    return current_app.extensions["triage_catalog"]
+    """The live catalog (reloaded first if its files changed; cheap when they did not)."""
+    app = current_app._get_current_object()
+    refresh(app)
+    return app.extensions["triage_catalog"]
+
+
+def refresh(app: Flask, force: bool = False) -> bool:
+    """Reload if the files changed since the last load; True when a new set went live."""
+    state: _Reloading | None = app.extensions.get("triage_catalog_reloading")
+    if state is None or (state.interval <= 0 and not force):
+        return False
+    now = time.monotonic()
+    if not force and now - state.checked_at < state.interval:
+        return False
+    if not state.lock.acquire(blocking=force):
+        return False  # another thread is checking right now
+    try:
+        state.checked_at = now
+        signature = _signature(state)
+        live = app.extensions["triage_catalog"]
+        if signature == live.signature or (signature == state.failed_signature and not force):
+            return False
+        try:
+            catalog = load_catalog(state.rules_dir, state.playbooks_dir)
+        except FileErrors as exc:
+            state.error, state.error_at, state.failed_signature = str(exc), datetime.now(timezone.utc), signature
+            log.error("rule/playbook files changed but do not load; still running version %s:\n%s",
+                      live.ruleset.version, exc)
+            return False
+        catalog.signature = signature
+        app.extensions["triage_catalog"] = catalog
+        state.error = state.error_at = state.failed_signature = None
+        log.info("rules reloaded: version %s -> %s (%d rules)", live.ruleset.version, catalog.ruleset.version,
+                 len(catalog.ruleset.rules))
+        return True
+    finally:
+        state.lock.release()
+
+
+def reload_error(app: Flask | None = None) -> tuple[str | None, datetime | None]:
+    """The last refused reload (message, when), or (None, None)."""
+    state = (app or current_app).extensions.get("triage_catalog_reloading")
+    return (state.error, state.error_at) if state else (None, None)
+
+
+def request_reload(app: Flask | None = None) -> None:
+    """Make every process (web, workers) reload at its next check: touch the marker file."""
+    marker = os.path.join((app or current_app).instance_path, RELOAD_MARKER)
+    with open(marker, "a"):
+        pass
+    os.utime(marker, None)

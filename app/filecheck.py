@@ -85,7 +85,7 @@ def yaml_files(folder: str) -> list[str]:
 # --- YAML with positions ------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
+class _PyLoader(yaml.SafeLoader):
     """SafeLoader reading YAML 1.2 booleans and keeping dates as strings.
 
     YAML 1.1 turns `on:` (our rule trigger key), `yes`, `no` and `off` into booleans, and
@@ -93,12 +93,18 @@ class _Loader(yaml.SafeLoader):
     """
 
 
+# The same with libyaml's parser when present: the pure-Python one made a reload take
+# ~300 ms. Its syntax errors say less, so a file that does not parse is read again by
+# _PyLoader for the message.
+_Loader = type("_Loader", (yaml.CSafeLoader,), {}) if getattr(yaml, "__with_libyaml__", False) else _PyLoader
+
 _BOOL, _TIMESTAMP = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _TIMESTAMP)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+for _cls in {_PyLoader, _Loader}:
+    _cls.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _TIMESTAMP)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _cls.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 @dataclass
@@ -110,6 +116,7 @@ class YamlFile:
     keys: dict[Path, tuple[int, int]]  # 1-based (line, column) of a key or a list item
     scalars: dict[Path, tuple[int, str]]  # 1-based line and style ('|', '>', '"', "'", '') of a value
     problems: list[FileError] = field(default_factory=list)  # e.g. duplicate keys
+    columns: dict[Path, int] = field(default_factory=dict)  # 1-based column where a scalar value starts
 
     def at(self, path: Path) -> tuple[int, int]:
         """Position of `path`, or of its nearest recorded parent."""
@@ -139,7 +146,22 @@ def read_yaml(path: str) -> YamlFile:
             text = handle.read()
     except UnicodeDecodeError as exc:
         raise FileErrors([FileError(path, 1, 1, f"not UTF-8 text ({exc.reason})", "save the file as UTF-8")])
-    loader = _Loader(text)
+    try:
+        return _parse(_Loader, path, text)
+    except yaml.MarkedYAMLError as fast_error:
+        if _Loader is _PyLoader:
+            raise FileErrors([_syntax_error(path, fast_error)])
+    try:
+        return _parse(_PyLoader, path, text)
+    except yaml.MarkedYAMLError as exc:
+        raise FileErrors([_syntax_error(path, exc)])
+    except yaml.YAMLError as exc:
+        raise FileErrors([FileError(path, 1, 1, f"YAML error: {exc}", "check the file is valid YAML")])
+    raise FileErrors([_syntax_error(path, fast_error)])  # only libyaml refused it
+
+
+def _parse(loader_class, path: str, text: str) -> YamlFile:
+    loader = loader_class(text)
     try:
         node = loader.get_single_node()
         doc = YamlFile(path, None, {(): (1, 1)}, {})
@@ -147,8 +169,8 @@ def read_yaml(path: str) -> YamlFile:
             _record(loader, node, (), doc, set())
             doc.data = loader.construct_document(node)
         return doc
-    except yaml.MarkedYAMLError as exc:
-        raise FileErrors([_syntax_error(path, exc)])
+    except yaml.MarkedYAMLError:
+        raise
     except yaml.YAMLError as exc:
         raise FileErrors([FileError(path, 1, 1, f"YAML error: {exc}", "check the file is valid YAML")])
     finally:
@@ -181,6 +203,7 @@ def _record(loader: _Loader, node: yaml.Node, path: Path, doc: YamlFile, active:
             _record(loader, item, path + (index,), doc, active)
     else:
         doc.scalars[path] = (node.start_mark.line + 1, node.style or "")
+        doc.columns[path] = node.start_mark.column + 1
     active.discard(id(node))
 
 

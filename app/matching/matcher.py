@@ -13,7 +13,7 @@ import uuid
 import durable_rules_engine
 from durable.engine import Host, MessageNotHandledException
 
-from app.matching import compiler
+from app.matching import compiler, conditions
 from app.matching.model import Rule, RuleSet
 
 SID = "triage"
@@ -32,6 +32,8 @@ class Matcher:
     def __init__(self, ruleset: RuleSet):
         self.ruleset = ruleset
         self._rules = {rule.name: rule for rule in ruleset.rules}
+        # Checks the engine cannot do (contains, matches), per rule that has any.
+        self._python = {rule.name: checks for rule in ruleset.rules if (checks := compiler.python_checks(rule))}
         # The C engine never releases the GIL and lost actions under concurrent calls.
         self._lock = threading.Lock()
         self._fired: list[str] = []  # filled by the rule callbacks during one assertion
@@ -41,15 +43,20 @@ class Matcher:
         self._name = f"triage_{uuid.uuid4().hex}"
         self._host = _QuietHost()
         self._engine = None
-        rules = compiler.definition(ruleset)
+        # Disabled rules are compiled too: CS ops can enable one from the admin (RuleState).
+        rules = compiler.definition(ruleset, include_disabled=True)
         if rules:  # an empty ruleset matches nothing; no need for the engine
             for name, rule in rules.items():
                 rule["run"] = _recorder(self._fired, name)
             self._host.register_rulesets({self._name: rules})
             self._engine = self._host.get_ruleset(self._name)
 
-    def match(self, facts: dict) -> list[Rule]:
-        """The enabled rules whose conditions hold for `facts`, highest priority first."""
+    def match(self, facts: dict, include_disabled: bool = False) -> list[Rule]:
+        """The rules whose conditions hold for `facts`, highest priority first.
+
+        Rules disabled in their file are left out unless `include_disabled` (the enforcer
+        decides with the admin's overrides).
+        """
         fact = compiler.flatten(facts)
         with self._lock:
             if self._closed:
@@ -70,7 +77,9 @@ class Matcher:
                     self._host.retract_fact(self._name, fact)
                 except MessageNotHandledException:
                     pass
-        matched = [self._rules[name] for name in dict.fromkeys(fired)]
+        matched = [rule for rule in (self._rules[name] for name in dict.fromkeys(fired))
+                   if (include_disabled or rule.enabled)
+                   and all(conditions.evaluate(node, facts) for node in self._python.get(rule.name, ()))]
         return sorted(matched, key=lambda rule: (-rule.priority, rule.name))
 
     def close(self) -> None:

@@ -1,0 +1,99 @@
+"""Rules: every loaded rule, whether it runs, how often it fired, and the switches CS ops use.
+
+Enable / Disable override the file's `enabled:`; Resume lifts the pause the brake set when
+a rule went over its budget. Each writes a RuleState and an audit entry. Managers may look,
+CS ops and admins may switch.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import expose
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from app import audit, catalog
+from app.admin.access import EVERYTHING, OPERATORS
+from app.admin.views import AdminView
+from app.extensions import db
+from app.matching.enforcer import is_enabled
+from app.models import RuleFiring
+from app.models.rule_state import RuleState
+from app.models.types import utcnow
+
+
+def _fire_counts(days: int) -> dict[str, int]:
+    since = utcnow() - timedelta(days=days)
+    rows = db.session.execute(
+        select(RuleFiring.rule, func.count(RuleFiring.id))
+        .where(RuleFiring.fired_at >= since, RuleFiring.outcome == "launched").group_by(RuleFiring.rule)
+    ).all()
+    return dict(rows)
+
+
+class RulesView(AdminView):
+    roles = OPERATORS  # managers read; CS ops and admins switch (may_switch)
+
+    def may_switch(self) -> bool:
+        return current_user.is_authenticated and current_user.role in EVERYTHING
+
+    @expose("/")
+    def index(self):
+        live = catalog.current()
+        states = {state.rule: state for state in db.session.scalars(select(RuleState))}
+        week, month = _fire_counts(7), _fire_counts(30)
+        rows = []
+        for rule in live.ruleset.rules:
+            state = states.get(rule.name)
+            rows.append({
+                "rule": rule, "state": state, "enabled": is_enabled(rule, state),
+                "overridden": state is not None and state.enabled is not None and state.enabled != rule.enabled,
+                "paused": state is not None and state.paused_at is not None,
+                "fires_7d": week.get(rule.name, 0), "fires_30d": month.get(rule.name, 0),
+            })
+        error, error_at = catalog.reload_error()
+        return self.render("triage_admin/rules.html", rows=rows, version=live.ruleset.version,
+                           loaded_at=live.loaded_at, reload_error=error, reload_error_at=error_at,
+                           may_switch=self.may_switch())
+
+    def _switch(self, action: str):
+        if not self.may_switch():
+            abort(403)
+        name = request.form.get("rule", "")
+        rule = catalog.current().ruleset.by_name(name)
+        if rule is None:
+            abort(404, f"no rule {name!r}")
+        state = db.session.get(RuleState, name)
+        if state is None:
+            state = RuleState(rule=name)
+            db.session.add(state)
+        if action == "enable":
+            state.enabled, summary = True, f"Rule {name} enabled"
+        elif action == "disable":
+            state.enabled, summary = False, f"Rule {name} disabled"
+        else:
+            if state.paused_at is None:
+                flash(f"Rule {name} is not paused.", "info")
+                db.session.rollback()
+                return redirect(url_for(".index"))
+            summary = f"Rule {name} resumed (was paused: {state.paused_reason})"
+            state.paused_at = state.paused_reason = None
+        state.updated_by = current_user.email
+        audit.record(current_user.email, f"rule.{action}d" if action != "resume" else "rule.resumed", "rule", name,
+                     summary=summary)
+        db.session.commit()
+        flash(summary + ".", "success")
+        return redirect(url_for(".index"))
+
+    @expose("/enable", methods=["POST"])
+    def enable(self):
+        return self._switch("enable")
+
+    @expose("/disable", methods=["POST"])
+    def disable(self):
+        return self._switch("disable")
+
+    @expose("/resume", methods=["POST"])
+    def resume(self):
+        return self._switch("resume")
