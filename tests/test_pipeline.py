@@ -187,6 +187,14 @@ def test_black_lost_erases_the_contacts_personal_data_everywhere(client, db, pos
     run_jobs()
     task = _complete_save_attempt(db, client, "lost")
     run_jobs()
+    # Four eyes: the personal data is exported, then the manager approves the erasure.
+    assert db.session.scalar(select(func.count()).select_from(ErasureRecord)) == 0
+    from app.playbooks.tasks import complete_task
+
+    approval = next(t for t in tasks_of(db) if "approve" in t.outcomes)
+    assert approval.assignee == "mo@vendor.example"
+    complete_task(approval.id, "approve", None, "mo@vendor.example")
+    run_jobs()
     db.session.expire_all()
     run = db.session.get(PlaybookRun, task.run_id)
     assert run.status == "completed", [(s.name, s.status, s.error) for s in run.steps]

@@ -129,8 +129,10 @@ def test_task_and_action_exactly_one(tmp_path):
 
 def test_unknown_action_type_lists_the_registered_ones(tmp_path):
     path = write(tmp_path, "p.yml", playbook("- {name: a, action: send_mail}"))
+    from app.playbooks.actions import registry
+
     assert has(load_errors(tmp_path), f"{path}:3:15: unknown action type 'send_mail'",
-               "did you mean 'send_email'? action types: gdpr_offboard, send_email, wait")
+               f"did you mean 'send_email'? action types: {', '.join(registry.names())}")
 
 
 def test_action_params_are_checked_against_the_action_schema(tmp_path):
@@ -153,7 +155,7 @@ def test_action_params_are_checked_against_the_action_schema(tmp_path):
     assert has(errors, f"{path}:5:5: steps[0].with is missing the required key 'template'")
     assert has(errors, f"{path}:9:7: steps[1].with.until has an unknown value 'renewal'",
                "did you mean 'renewal_date'?")
-    assert has(errors, f"{path}:12:5: steps[2].with takes at most 1 of its keys", "keys: days, until")
+    assert has(errors, f"{path}:12:5: steps[2].with takes at most 1 of its keys", "keys: days, business_days, until")
     assert has(errors, f"{path}:13:5: steps[3].with is missing the required key 'template'")
 
 
@@ -310,7 +312,10 @@ def defaults():
 
 
 def test_the_default_playbooks_load(defaults):
-    assert sorted(defaults) == ["black-save-attempt", "green-advocate", "red-action-plan", "yellow-find-out-why"]
+    handbook = {"black-save-attempt", "green-advocate", "red-action-plan", "yellow-find-out-why",  # seed 000
+                "usage-decline", "new-users-training", "feature-adoption", "executive-sponsor-review",  # seed 004
+                "monthly-check-in", "health-review"}
+    assert set(defaults) == handbook
     for loaded in defaults.values():
         assert loaded.description and len(loaded.version) == 12
 
@@ -331,13 +336,17 @@ def test_yellow_and_red(defaults):
     assert defaults["red-action-plan"].predecessors(manager) == ()  # starts with the CSM's task
 
 
-def test_black_offboards_only_when_lost(defaults):
-    save, wait, offboard = defaults["black-save-attempt"].steps
+def test_black_offboards_only_when_lost_and_approved(defaults):
+    black = defaults["black-save-attempt"]
+    save, wait, export, approve, offboard, notify = black.steps
     assert (save.task.priority, save.task.outcomes) == ("urgent", ("saved", "lost"))
     assert (wait.action, wait.params) == ("wait", {"until": "renewal_date"})
     assert wait.when == When("save-attempt", ("lost",))
-    assert offboard.action == "gdpr_offboard"
-    assert defaults["black-save-attempt"].predecessors(offboard) == ("wait-for-subscription-end",)
+    assert export.action == "gdpr_export" and approve.task.outcomes == ("approve", "reject")
+    assert approve.task.assignee == "manager"  # four eyes
+    assert offboard.action == "gdpr_offboard" and offboard.when.step == "approve-erasure"
+    assert offboard.when.outcome == ("approve",)
+    assert notify.action == "gdpr_notify_processors"
 
 
 ACCOUNT = {"id": "acme", "name": "Acme GmbH", "segment": "enterprise", "lifecycle_stage": "adoption",
@@ -348,7 +357,10 @@ ACCOUNT = {"id": "acme", "name": "Acme GmbH", "segment": "enterprise", "lifecycl
 @pytest.mark.parametrize("account", [ACCOUNT, {key: None for key in ACCOUNT} | {"id": "acme"}],
                          ids=["full account", "bare account"])
 def test_default_templates_render_in_the_sandbox(defaults, account):
-    context = {"account": account, "event": {}, "params": {}, "run": {"id": 1, "playbook": "p", "rule": "r"}}
+    # The parameters the code that launches health-review passes (app/signals/review.py).
+    params = {"crm_status": "green", "crm_reason": "Happy in the QBR", "band": "red", "score": 31,
+              "since": "2026-11-01", "indicators": ["logins 7d: 0 (0/100)"]}
+    context = {"account": account, "event": {}, "params": params, "run": {"id": 1, "playbook": "p", "rule": "r"}}
     for loaded in defaults.values():
         for step in loaded.steps:
             if step.task:

@@ -1,6 +1,6 @@
 """The jobs: plain functions taking ids, safe to run twice.
 
-- process_event(event_id): apply an inbound event to the account, match rules, launch runs.
+- process_event(s) (in workers/events.py, re-exported): apply inbound events, match rules, launch runs.
 - run_step(step_id): carry out one automated playbook step.
 - sweep(): re-enqueue what a Redis outage or restart left behind (outbox, steps, waits).
 """
@@ -11,32 +11,28 @@ from datetime import timedelta
 
 from rq import Retry, get_current_job
 from rq.job import Job, JobStatus
-from sqlalchemy import select, update
+from rq.registry import StartedJobRegistry
+from sqlalchemy import select
 
 from app import catalog
-from app.accounts import apply_account_facts, lock_account, record_health_change
 from app.extensions import db
-from app.matching.enforcer import enforce
-from app.matching.facts import health_change_facts
-from app.models import Account, Event, OutboxEntry, PlaybookRun, RunStep
+from app.models import Account, OutboxEntry, PlaybookRun, RunStep
 from app.models.types import utcnow
 from app.playbooks.actions import registry
 from app.playbooks.actions.context import ActionContext, ActionWait
-from app.playbooks.actions.offboard import strip_contacts
 from app.playbooks.runner import advance, template_context
 from app.playbooks.templating import render_params
 from app.redis_conn import get_redis
 from workers.context import with_app
+from workers.leases import StepLease
+from workers.events import enqueue_process_events, event_job_id, process_event  # noqa: F401 (re-exported)
 from workers.queues import EVENTS, STEPS, queue
 
 log = logging.getLogger(__name__)
 # An event whose job keeps failing stays in the failed-job registry for a person to retry.
 MAX_SWEEPS = 5
 ALIVE = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
-
-
-def event_job_id(event_id: int) -> str:
-    return f"event-{event_id}"
+DEFAULT_STEP_TIMEOUT = 600
 
 
 def step_job_id(step_id: int) -> str:
@@ -53,66 +49,17 @@ def _retry(setting: str) -> Retry:
     return Retry(max=len(intervals), interval=list(intervals))
 
 
-def enqueue_process_events(event_ids: list[int]) -> None:
-    q = queue(EVENTS)
-    q.enqueue_many([
-        q.prepare_data(process_event, args=(event_id,), job_id=event_job_id(event_id), retry=_retry("EVENT_RETRY_INTERVALS"),
-                       timeout=120, result_ttl=3600, failure_ttl=30 * 86400)
-        for event_id in event_ids
-    ])
-
-
-def enqueue_step_jobs(step_ids: list[int]) -> None:
+def enqueue_step_jobs(step_ids: list[int], timeouts: dict[int, int] | None = None) -> None:
+    """One job per step (id `step-<id>`), retried with backoff; `timeouts` in seconds per step."""
     if not step_ids:
         return
     q = queue(STEPS)
     q.enqueue_many([
         q.prepare_data(run_step, args=(step_id,), job_id=step_job_id(step_id), retry=_retry("STEP_RETRY_INTERVALS"),
-                       timeout=600, result_ttl=3600, failure_ttl=30 * 86400)
+                       timeout=(timeouts or {}).get(step_id) or DEFAULT_STEP_TIMEOUT, result_ttl=3600,
+                       failure_ttl=30 * 86400)
         for step_id in step_ids
     ])
-
-
-# ---- processing an event ----------------------------------------------------------------
-
-@with_app
-def process_event(event_id: int) -> str:
-    """Apply one event exactly once: the claim is an UPDATE in the same transaction as
-    everything the event causes, so a second run (duplicate job, sweeper) finds it done."""
-    claimed = db.session.execute(
-        update(Event).where(Event.id == event_id, Event.processed_at.is_(None)).values(processed_at=utcnow())
-    ).rowcount
-    if not claimed:
-        db.session.execute(OutboxEntry.__table__.delete().where(OutboxEntry.event_id == event_id))
-        db.session.commit()
-        return "already processed"
-    event = db.session.get(Event, event_id)
-    from app.intake.schemas import CrmWebhookSchema
-
-    data = CrmWebhookSchema().load(event.payload)
-    account = lock_account(data["account"]["id"])
-    if account.erased_at is not None:  # off-boarded: personal data that arrives late is not kept
-        event.payload = strip_contacts(event.payload)
-    apply_account_facts(account, data["account"])
-    outcome = "account updated"
-    if data["type"] == "account.health_changed":
-        health = data["health"]
-        previous = account.health_status
-        _, is_current = record_health_change(
-            account, status=health["to"], crm_from=health.get("from_"), at=data["occurred_at"],
-            reason=health.get("reason"), changed_by=health.get("changed_by"), source="crm", event_id=event.id)
-        if not is_current:
-            outcome = "older than the current status: kept in history, no rules run"
-        elif health["to"] == previous:
-            outcome = "status unchanged (a new reason): kept in history, no rules run"
-        else:
-            facts = health_change_facts(to=health["to"], previous=previous, crm_from=health.get("from_"),
-                                        account=account)
-            firings = enforce(facts, event, account)
-            outcome = f"{len(firings)} rule(s) fired"
-    db.session.execute(OutboxEntry.__table__.delete().where(OutboxEntry.event_id == event_id))
-    db.session.commit()
-    return outcome
 
 
 # ---- automated steps --------------------------------------------------------------------
@@ -134,11 +81,24 @@ def run_step(step_id: int) -> str:
     playbook = catalog.current().playbooks[run.playbook]
     spec = playbook.step(step.name)
     action = registry.get(spec.action)
-    step.status, step.attempts, step.error = "running", step.attempts + 1, None
-    if run.status == "failed":  # retried from the admin: the run lives again
-        run.status, run.status_note, run.finished_at = "running", None, None
-    db.session.commit()
+    # The lease says "a live worker runs this step": one holder at a time, renewed while the
+    # action runs; a step `running` without one was lost with its worker (workers/recovery.py).
+    lease = StepLease(step_id)
+    if not lease.acquire():
+        db.session.rollback()
+        return "running in another worker"
+    try:
+        step.status, step.attempts, step.error = "running", step.attempts + 1, None
+        if run.status == "failed":  # retried from the admin: the run lives again
+            run.status, run.status_note, run.finished_at = "running", None, None
+        db.session.commit()
+        return _run_action(step, run, account, playbook, spec, action)
+    finally:
+        lease.release()
 
+
+def _run_action(step, run, account, playbook, spec, action) -> str:
+    step_id = step.id
     try:
         context = template_context(run, account)
         params = render_params(dict(spec.params), context)
@@ -191,8 +151,13 @@ def sweep(grace_seconds: int | None = None) -> dict:
     cutoff = utcnow() - grace
     connection = get_redis()
 
-    rows = db.session.execute(
-        select(OutboxEntry).where(OutboxEntry.created_at <= cutoff, OutboxEntry.attempts < MAX_SWEEPS).order_by(OutboxEntry.id).limit(5000)
+    events_queue = queue(EVENTS)
+    # While the event queue has work, outbox rows are most likely in a queued batch job:
+    # wait. Jobs lost with a Redis restart leave the queue empty, and are found then.
+    busy = events_queue.count or StartedJobRegistry(queue=events_queue).count
+    rows = [] if busy else db.session.execute(
+        select(OutboxEntry).where(OutboxEntry.created_at <= cutoff, OutboxEntry.attempts < MAX_SWEEPS)
+        .order_by(OutboxEntry.id).limit(5000)
     ).scalars().all()
     events = [row.event_id for row in rows if not _alive(connection, event_job_id(row.event_id))]
     for row in rows:

@@ -1,10 +1,25 @@
 """Periodic jobs, declared as data in one place. `workers/scheduler.py` runs them."""
 from __future__ import annotations
 
+from app.matching.schedules import run_due_schedules_job
 from workers.jobs import sweep
 from workers.queues import MAINTENANCE
+from workers.recovery import recover_lost_steps
+from workers.signal_jobs import recompute_scores, review_health_statuses
+from workers.sla import check_gdpr_deadlines, check_tasks
 
 PERIODIC = [
     # Enqueue events and steps whose job a Redis outage or restart lost.
     {"func": sweep, "interval": 15, "queue": MAINTENANCE, "name": "sweep"},
+    # Retry (or fail visibly) steps whose worker died mid-step (no live lease).
+    {"func": recover_lost_steps, "interval": 30, "queue": MAINTENANCE, "name": "recover-lost-steps"},
+    # Task SLAs: wake snoozed tasks, flag overdue ones (remind, `task.overdue` event), escalate.
+    {"func": check_tasks, "interval": 60, "queue": MAINTENANCE, "name": "task-sla"},
+    # GDPR off-boarding: warn before and after the one-month deadline.
+    {"func": check_gdpr_deadlines, "interval": 3600, "queue": MAINTENANCE, "name": "gdpr-deadlines"},
+    # Scheduled rules (`on: schedule`): the monthly check-in, N days before the renewal.
+    {"func": run_due_schedules_job, "interval": 3600, "queue": MAINTENANCE, "name": "scheduled-rules"},
+    # Health scores move on daily even for accounts that went silent; then CRM-vs-score reviews.
+    {"func": recompute_scores, "interval": 86400, "queue": MAINTENANCE, "name": "recompute-scores"},
+    {"func": review_health_statuses, "interval": 86400, "queue": MAINTENANCE, "name": "review-health-statuses"},
 ]

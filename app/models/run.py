@@ -30,6 +30,9 @@ class PlaybookRun(db.Model):
     status_note: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A legal or agreed deadline for the whole run (GDPR: one month from the request).
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_by: Mapped[str | None] = mapped_column(String(254))
     # Facts the templates render from (event and account at launch); erased by off-boarding.
     context: Mapped[dict] = mapped_column(JSONType, default=dict)
 

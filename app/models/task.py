@@ -39,9 +39,19 @@ class Task(db.Model):
     completed_by: Mapped[str | None] = mapped_column(String(254))
     rule: Mapped[str | None] = mapped_column(String(200))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
+    # Snoozed: hidden until this time (or until the account gets worse), with the reason.
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    snooze_reason: Mapped[str | None] = mapped_column(Text)
+    # SLA: when the task was found overdue, its assignee reminded, escalated to the manager.
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    escalated_to: Mapped[str | None] = mapped_column(String(254))
 
     account = relationship("Account")
     run = relationship("PlaybookRun")
+    comments = relationship("TaskComment", back_populates="task", order_by="TaskComment.id",
+                            cascade="all, delete-orphan")
 
     @staticmethod
     def urgency_order():

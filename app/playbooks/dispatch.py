@@ -16,8 +16,9 @@ log = logging.getLogger(__name__)
 KEY = "triage_after_commit"
 
 
-def after_commit(session: Session, kind: str, ident: int) -> None:
-    session.info.setdefault(KEY, []).append((kind, ident))
+def after_commit(session: Session, kind: str, ident: int, timeout: int | None = None) -> None:
+    """Enqueue job `kind` for `ident` once the session commits; `timeout` in seconds (None: default)."""
+    session.info.setdefault(KEY, []).append((kind, ident, timeout))
 
 
 @event.listens_for(Session, "after_commit")
@@ -27,9 +28,10 @@ def _enqueue(session: Session) -> None:
         return
     from workers.jobs import enqueue_step_jobs
 
-    step_ids = [ident for kind, ident in pending if kind == "step"]
+    step_ids = [ident for kind, ident, _ in pending if kind == "step"]
+    timeouts = {ident: timeout for kind, ident, timeout in pending if kind == "step" and timeout}
     try:
-        enqueue_step_jobs(step_ids)
+        enqueue_step_jobs(step_ids, timeouts)
     except Exception as exc:  # Redis down: the sweeper enqueues them later
         log.warning("could not enqueue %d step(s) now (%s); the sweeper will", len(step_ids), exc)
 

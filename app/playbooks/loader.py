@@ -21,6 +21,9 @@ TEMPLATE_VARIABLES = ("account", "event", "params", "run")
 # What e-mail templates see besides (see app/playbooks/actions/email.py).
 MAIL_VARIABLES = TEMPLATE_VARIABLES + ("contact", "g2_url")
 ASSIGNEE_ROLES = ("csm", "manager", "csops")
+# What `when: {account: ...}` may test (app.accounts.account_facts).
+ACCOUNT_FACTS = ("id", "name", "segment", "lifecycle_stage", "plan", "arr", "renewal_date", "csm", "manager",
+                 "health")
 PRIORITIES = ("urgent", "high", "normal", "low")
 MAIL_DIR = "mail"
 NAME_PATTERN = "^[a-z0-9][a-z0-9_.-]*$"
@@ -36,6 +39,16 @@ SCHEMA = {
         "name": _NAME,
         "description": {"type": "string"},
         "concurrent": {"type": "boolean"},
+        "close_when": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["health"],
+            "description": "close an open run when the account's health moves to one of these",
+            "properties": {
+                "health": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "string"}},
+                "note": {"type": "string"},
+            },
+        },
         "steps": {"type": "array", "minItems": 1, "items": {
             "type": "object",
             "additionalProperties": False,
@@ -52,20 +65,32 @@ SCHEMA = {
                         "assignee": {"type": "string"},
                         "priority": {"enum": list(PRIORITIES)},
                         "due_in_days": {"type": "integer", "minimum": 0},
+                        "due_in_business_days": {"type": "integer", "minimum": 0},
                         "outcomes": {"type": "array", "minItems": 1, "uniqueItems": True, "items": _NAME},
                     },
                 },
                 "action": {"type": "string"},
                 "with": {"type": "object"},
+                "timeout": {"type": "integer", "minimum": 1, "maximum": 86400,
+                            "description": "seconds an automated step may run before it is stopped and retried"},
                 "after": {"type": "array", "uniqueItems": True, "items": {"type": "string"}},
                 "when": {
                     "type": "object",
                     "additionalProperties": False,
-                    "required": ["step", "outcome"],
+                    "minProperties": 1,
+                    "dependentRequired": {"step": ["outcome"], "outcome": ["step"]},
                     "properties": {
                         "step": {"type": "string"},
                         "outcome": {"anyOf": [{"type": "string"},
                                               {"type": "array", "minItems": 1, "items": {"type": "string"}}]},
+                        "account": {
+                            "type": "object", "minProperties": 1,
+                            "description": "account facts and the value (or list of values) each must have",
+                            "additionalProperties": {"anyOf": [
+                                {"type": ["string", "number", "boolean", "null"]},
+                                {"type": "array", "minItems": 1,
+                                 "items": {"type": ["string", "number", "boolean", "null"]}}]},
+                        },
                     },
                 },
             },
@@ -102,8 +127,22 @@ def load_playbooks(playbooks_dir: str) -> dict[str, Playbook]:
         errors += found
         if not found:
             playbooks[name] = _playbook(doc)
+    errors += _check_launches(playbooks)
     raise_if_any(errors)
     return playbooks
+
+
+def _check_launches(playbooks: dict[str, Playbook]) -> list[FileError]:
+    """A `launch_playbook` step must name a playbook that exists (another file may define it)."""
+    found = []
+    for playbook in playbooks.values():
+        for step in playbook.steps:
+            target = step.params.get("playbook") if step.action == "launch_playbook" else None
+            if isinstance(target, str) and "{" not in target and target not in playbooks:
+                doc = read_yaml(playbook.file)
+                found.append(doc.error(("steps", step.position, "with", "playbook"), f"no playbook {target!r}",
+                                       suggest(target, sorted(playbooks), "playbooks")))
+    return found
 
 
 def _check(doc: YamlFile, mail: set[str], broken: set[int]) -> list[FileError]:
@@ -133,8 +172,12 @@ def _check(doc: YamlFile, mail: set[str], broken: set[int]) -> list[FileError]:
                             else suggest(other, list(steps), "steps above"))
                     found.append(doc.error(path + ("after", number), f"`after` names {other!r}, not a step above",
                                            hint))
-            if "when" in item:
+            if "step" in item.get("when", {}):
                 found += _check_when(doc, path, item["when"], steps, ancestors[name])
+            for fact in item.get("when", {}).get("account", {}):
+                if fact not in ACCOUNT_FACTS:
+                    found.append(doc.error(path + ("when", "account", fact), f"unknown account fact {fact!r}",
+                                           suggest(fact, ACCOUNT_FACTS, "account facts")))
         steps[name] = {**item, "_index": index, "_broken": index in broken}
         previous = name
     return found
@@ -146,8 +189,8 @@ def _check_kind(doc: YamlFile, path: tuple, item: dict, mail: set[str]) -> list[
         return [doc.error(path + (("action",) if "task" in item else ()), f"step {item['name']!r} {message}",
                           "a step is either a task for a person or one automated action")]
     if "task" in item:
-        found = [doc.error(path + ("with",), "`with:` is only for action steps", "remove it or use `action:`")] \
-            if "with" in item else []
+        found = [doc.error(path + (key,), f"`{key}:` is only for action steps", "remove it or use `action:`")
+                 for key in ("with", "timeout") if key in item]
         return found + _check_task(doc, path + ("task",), item["task"])
     action = registry.get(item["action"])
     if action is None:
@@ -165,6 +208,9 @@ def _check_kind(doc: YamlFile, path: tuple, item: dict, mail: set[str]) -> list[
 
 def _check_task(doc: YamlFile, path: tuple, task: dict) -> list[FileError]:
     found = _check_templates(doc, path, {key: task[key] for key in ("title", "instructions") if key in task})
+    if "due_in_days" in task and "due_in_business_days" in task:
+        found.append(doc.error(path + ("due_in_business_days",), "both `due_in_days` and `due_in_business_days`",
+                               "keep one of them"))
     assignee = task.get("assignee", "csm")
     if assignee not in ASSIGNEE_ROLES and not _EMAIL.match(assignee):
         found.append(doc.error(path + ("assignee",), f"unknown assignee {assignee!r}",
@@ -250,7 +296,16 @@ def _playbook(doc: YamlFile) -> Playbook:
         description=data.get("description", "").strip(),
         file=doc.path,
         concurrent=data.get("concurrent", False),
+        close_on_health=tuple(s.lower() for s in (data.get("close_when") or {}).get("health", ())),
+        close_note=((data.get("close_when") or {}).get("note") or "").strip(),
     )
+
+
+def _when(when: dict) -> When:
+    outcome = when.get("outcome", ())
+    account = tuple((fact, tuple(value) if isinstance(value, list) else (value,))
+                    for fact, value in (when.get("account") or {}).items())
+    return When(when.get("step"), (outcome,) if isinstance(outcome, str) else tuple(outcome), account)
 
 
 def _step(index: int, item: dict) -> Step:
@@ -266,10 +321,12 @@ def _step(index: int, item: dict) -> Step:
             priority=task.get("priority", "normal"),
             due_in_days=int(task["due_in_days"]) if task.get("due_in_days") is not None else None,
             outcomes=tuple(task.get("outcomes", ("done",))),
+            due_in_business_days=int(task["due_in_business_days"])
+            if task.get("due_in_business_days") is not None else None,
         ) if task else None,
         action=item.get("action"),
         params=copy.deepcopy(item.get("with", {})) if not task else {},
         after=tuple(item["after"]) if item.get("after") is not None else None,
-        when=When(when["step"], (when["outcome"],) if isinstance(when["outcome"], str) else tuple(when["outcome"]))
-        if when else None,
+        when=_when(when) if when else None,
+        timeout=item.get("timeout"),
     )

@@ -12,14 +12,17 @@ class TaskSpec:
     priority: str = "normal"  # urgent, high, normal, low
     due_in_days: int | None = None
     outcomes: tuple[str, ...] = ("done",)
+    due_in_business_days: int | None = None  # Monday to Friday; exclusive with due_in_days
 
 
 @dataclass(frozen=True)
 class When:
-    """Run the step only if an earlier task ended with one of these outcomes."""
+    """Run the step only if an earlier task ended with one of these outcomes, and/or
+    the account's facts (when the step is reached) have one of the listed values."""
 
-    step: str
-    outcome: tuple[str, ...]
+    step: str | None
+    outcome: tuple[str, ...] = ()
+    account: tuple[tuple[str, tuple], ...] = ()  # (fact, allowed values)
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Step:
     params: dict = field(default_factory=dict)  # the action's `with:`, templates allowed in strings
     after: tuple[str, ...] | None = None  # None: the previous step; () starts with the run
     when: When | None = None
+    timeout: int | None = None  # seconds an automated step may run; None: the action type's default
 
     @property
     def kind(self) -> str:
@@ -46,6 +50,9 @@ class Playbook:
     file: str = ""
     # True: a new launch while a run of this playbook is open for the account is allowed.
     concurrent: bool = False
+    # The run closes itself (with the note) when the account's health moves to one of these.
+    close_on_health: tuple[str, ...] = ()
+    close_note: str = ""
 
     def step(self, name: str) -> Step:
         return next(step for step in self.steps if step.name == name)

@@ -15,6 +15,8 @@ from app.accounts import account_facts
 from app.extensions import db
 from app.models import Account, Event, PlaybookRun, RunStep, Task
 from app.models.types import utcnow
+from app.playbooks.actions import registry
+from app.playbooks.calendar import add_business_days
 from app.playbooks.dispatch import after_commit
 from app.playbooks.model import Playbook, Step
 from app.playbooks.templating import render
@@ -68,7 +70,7 @@ def advance(run: PlaybookRun, playbook: Playbook, account: Account) -> None:
                 continue
             if not all(b.status in ENDED_OK + ENDED_NOT_RUN for b in before):
                 continue
-            if any(b.status in ENDED_NOT_RUN for b in before) or not _when_holds(spec, steps):
+            if any(b.status in ENDED_NOT_RUN for b in before) or not _when_holds(spec, steps, account):
                 row.status, row.finished_at = "skipped", utcnow()
             else:
                 _start(run, row, spec, account)
@@ -76,21 +78,28 @@ def advance(run: PlaybookRun, playbook: Playbook, account: Account) -> None:
     _update_run_status(run)
 
 
-def _when_holds(spec: Step, steps: dict[str, RunStep]) -> bool:
-    if spec.when is None:
+def _when_holds(spec: Step, steps: dict[str, RunStep], account: Account) -> bool:
+    when = spec.when
+    if when is None:
         return True
-    return steps[spec.when.step].outcome in spec.when.outcome
+    if when.step is not None and steps[when.step].outcome not in when.outcome:
+        return False
+    if when.account:
+        facts = account_facts(account)
+        return all(facts.get(fact) in values for fact, values in when.account)
+    return True
 
 
 def _start(run: PlaybookRun, row: RunStep, spec: Step, account: Account) -> None:
     row.started_at = utcnow()
     if spec.task is None:
         row.status, row.enqueued_at = "queued", utcnow()
-        after_commit(db.session, "step", row.id)
+        action = registry.get(spec.action)
+        after_commit(db.session, "step", row.id, timeout=spec.timeout or (action.timeout if action else None))
         return
     context = template_context(run, account)
     task_spec = spec.task
-    due_at = utcnow() + timedelta(days=task_spec.due_in_days) if task_spec.due_in_days is not None else None
+    due_at = due_date(task_spec)
     assignee = resolve_assignee(task_spec.assignee, account)
     row.status, row.assignee, row.due_at = "open", assignee, due_at
     trigger = db.session.get(Event, run.trigger_event_id) if run.trigger_event_id else None
@@ -102,6 +111,16 @@ def _start(run: PlaybookRun, row: RunStep, spec: Step, account: Account) -> None
         priority=task_spec.priority, status="open", outcomes=list(task_spec.outcomes), due_at=due_at,
         rule=run.rule, event_id=trigger.id if trigger else None,
     ))
+
+
+def due_date(task_spec, start=None):
+    """When a task of this spec falls due: N days, or N business days, from `start` (now)."""
+    start = start or utcnow()
+    if task_spec.due_in_days is not None:
+        return start + timedelta(days=task_spec.due_in_days)
+    if task_spec.due_in_business_days is not None:
+        return add_business_days(start, task_spec.due_in_business_days)
+    return None
 
 
 def resolve_assignee(role: str, account: Account) -> str | None:
@@ -147,10 +166,15 @@ def _event_facts(event: Event | None) -> dict:
 
 
 def cancel_run(run: PlaybookRun, note: str) -> None:
-    """Close a run that no longer makes sense; its open tasks are cancelled."""
+    """Close a run that no longer makes sense; its open tasks are cancelled.
+
+    Queued and waiting automated steps are skipped: their jobs, when they come, find
+    the run cancelled and do nothing. A step running right now finishes its action.
+    """
     run.status, run.status_note, run.finished_at = "cancelled", note, utcnow()
     for step in run.steps:
         if step.status in ("pending", "queued", "open", "snoozed"):
             step.status = "cancelled" if step.kind == "task" else "skipped"
+            step.finished_at, step.wake_at = step.finished_at or utcnow(), None
     for task in db.session.execute(select(Task).where(Task.run_id == run.id, Task.status.in_(("open", "snoozed")))).scalars():
         task.status, task.note = "cancelled", note

@@ -1,8 +1,14 @@
-"""gdpr_offboard: erase the contacts' personal data everywhere, keep an anonymous record.
+"""GDPR off-boarding, three action types run by the black playbook after the save attempt is lost:
 
-Everywhere the server keeps it: the contact rows, stored event payloads, health
-reasons, task texts and notes, run contexts and the mail log. What remains is an
-ErasureRecord with counts per category: no names, no addresses.
+- gdpr_export: the account's personal data to a JSON file (GDPR_EXPORT_DIR) for the record;
+  starts the one-month clock (the run's `deadline_at`).
+- gdpr_offboard: erase the contacts' personal data everywhere the server keeps it: the
+  contact rows, stored event payloads, health reasons, task texts, notes, comments and
+  snooze reasons, watch-list reasons, run contexts and the mail log. What remains is an
+  ErasureRecord with counts per category: no names, no addresses. The playbook runs it
+  only after a manager approved (four eyes).
+- gdpr_notify_processors: a signed webhook to every processor in GDPR_PROCESSOR_WEBHOOKS,
+  carrying the account id, the categories and the time: no personal data.
 """
 from __future__ import annotations
 
@@ -10,10 +16,20 @@ import re
 
 from sqlalchemy import select
 
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from flask import current_app
+
 from app.extensions import db
 from app.models import ErasureRecord, Event, HealthChange, MailLog, PlaybookRun, Task
+from app.models.comment import TaskComment
 from app.models.types import utcnow
+from app.models.watchlist import WatchListEntry
 from app.playbooks.actions.registry import action
+from app.playbooks.outbound import post_signed
 
 PARAMS = {"type": "object", "additionalProperties": False, "properties": {}}
 ERASED = "[erased]"
@@ -22,11 +38,69 @@ ERASED = "[erased]"
 @action("gdpr_offboard", PARAMS)
 def gdpr_offboard(ctx):
     """Erase the account's contacts' personal data and keep an anonymous record."""
-    done = db.session.execute(select(ErasureRecord).where(ErasureRecord.run_id == ctx.run.id)).scalar_one_or_none()
-    if done is not None:
-        return {"erasure_record": done.id, "counts": done.counts}
-    record = erase_account_personal_data(ctx.account, run_id=ctx.run.id)
-    return {"erasure_record": record.id, "counts": record.counts}
+    record = db.session.execute(select(ErasureRecord).where(ErasureRecord.run_id == ctx.run.id)).scalar_one_or_none()
+    if record is None:
+        record = erase_account_personal_data(ctx.account, run_id=ctx.run.id)
+    deadline = ctx.run.deadline_at
+    return {"erasure_record": record.id, "counts": record.counts, "categories": sorted(record.counts),
+            "erased_at": record.erased_at.isoformat(), "run": ctx.run.id,
+            "deadline": deadline.isoformat() if deadline else None,
+            "within_deadline": deadline is None or record.erased_at <= deadline}
+
+
+@action("gdpr_export", PARAMS)
+def gdpr_export(ctx):
+    """Write the account's personal data to a file for the record; start the one-month clock."""
+    if ctx.run.deadline_at is None:
+        ctx.run.deadline_at = utcnow() + timedelta(days=current_app.config["GDPR_DEADLINE_DAYS"])
+    for step in ctx.run.steps:  # the deadline shows on the erasure steps (admin, API `due_at`)
+        if step.action in ("gdpr_offboard", "gdpr_notify_processors"):
+            step.due_at = ctx.run.deadline_at
+    folder = Path(current_app.config["GDPR_EXPORT_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", ctx.account.id)
+    path = folder / f"{safe_id}-run{ctx.run.id}.json"
+    data = export_account_personal_data(ctx.account)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)  # all or nothing: a retried export rewrites the same file
+    return {"file": str(path), "items": {key: len(value) for key, value in data.items() if isinstance(value, list)},
+            "deadline": ctx.run.deadline_at.isoformat()}
+
+
+@action("gdpr_notify_processors", PARAMS, external=True, timeout=120)
+def gdpr_notify_processors(ctx):
+    """Tell every configured processor (GDPR_PROCESSOR_WEBHOOKS) that the account's data was erased."""
+    urls = current_app.config.get("GDPR_PROCESSOR_WEBHOOKS") or []
+    if not urls:
+        return {"notified": 0, "reason": "GDPR_PROCESSOR_WEBHOOKS is not set: no processors to notify"}
+    record = db.session.execute(select(ErasureRecord).where(ErasureRecord.account_id == ctx.account.id)
+                                .order_by(ErasureRecord.id.desc()).limit(1)).scalar_one_or_none()
+    body = {"type": "account.personal_data_erased", "account_id": ctx.account.id,
+            "erased_at": record.erased_at.isoformat() if record else None,
+            "categories": sorted(record.counts) if record else [], "erasure_record": record.id if record else None}
+    for index, url in enumerate(urls):
+        # The same id on every attempt: a processor that already has it de-duplicates.
+        post_signed(url, body, msg_id=f"triage-erasure-{ctx.run.id}-{index}")
+    return {"notified": len(urls)}
+
+
+def export_account_personal_data(account) -> dict:
+    tasks = db.session.execute(select(Task).where(Task.account_id == account.id).order_by(Task.id)).scalars().all()
+    return {
+        "account": {"id": account.id, "name": account.name, "exported_at": utcnow().isoformat()},
+        "contacts": [{"name": c.name, "email": c.email, "role": c.role} for c in account.contacts],
+        "events": [{"id": e.external_id, "type": e.type, "occurred_at": e.occurred_at, "payload": e.payload}
+                   for e in db.session.execute(select(Event).where(Event.account_id == account.id)).scalars()],
+        "health_changes": [{"status": h.status, "at": h.at, "reason": h.reason} for h in db.session.execute(
+            select(HealthChange).where(HealthChange.account_id == account.id)).scalars()],
+        "tasks": [{"title": t.title, "instructions": t.instructions, "note": t.note,
+                   "comments": [{"author": c.author, "text": c.text, "at": c.created_at} for c in t.comments]}
+                  for t in tasks],
+        "mail_log": [{"to": m.to, "subject": m.subject, "body": m.body, "at": m.created_at}
+                     for m in db.session.execute(select(MailLog).where(MailLog.account_id == account.id)).scalars()],
+    }
 
 
 def erase_account_personal_data(account, run_id: int | None = None) -> ErasureRecord:
@@ -47,7 +121,12 @@ def erase_account_personal_data(account, run_id: int | None = None) -> ErasureRe
     if scrub.text(account.health_reason) != account.health_reason:
         account.health_reason = scrub.text(account.health_reason)
         counts["health_reasons"] += 1
-    counts["task_texts"] = _scrub_columns(scrub, Task, Task.account_id == account.id, "title", "instructions", "note")
+    counts["task_texts"] = _scrub_columns(scrub, Task, Task.account_id == account.id, "title", "instructions", "note",
+                                          "snooze_reason")
+    task_ids = select(Task.id).where(Task.account_id == account.id)
+    counts["task_comments"] = _scrub_columns(scrub, TaskComment, TaskComment.task_id.in_(task_ids), "text")
+    counts["watch_list_reasons"] = _scrub_columns(scrub, WatchListEntry, WatchListEntry.account_id == account.id,
+                                                  "reason")
     counts["mail_log"] = 0
     for mail in db.session.execute(select(MailLog).where(MailLog.account_id == account.id)).scalars():
         mail.to, mail.body, mail.subject = ERASED, ERASED, scrub.text(mail.subject)

@@ -17,18 +17,20 @@ class ActionType:
     description: str = ""
     # Talks to the outside world: retried with backoff by the worker.
     external: bool = False
+    timeout: int = 600  # seconds a step of this type may run (a step's `timeout:` overrides it)
 
 
 REGISTRY: dict[str, ActionType] = {}
 
 
-def action(name: str, params_schema: dict, description: str = "", external: bool = False):
+def action(name: str, params_schema: dict, description: str = "", external: bool = False, timeout: int = 600):
     """Decorator: register `fn(ctx)` as the action type `name`."""
 
     def register(fn: Callable) -> Callable:
         if name in REGISTRY:
             raise ValueError(f"action type {name!r} registered twice")
-        REGISTRY[name] = ActionType(name, fn, params_schema, description or (fn.__doc__ or "").strip(), external)
+        REGISTRY[name] = ActionType(name, fn, params_schema, description or (fn.__doc__ or "").strip(), external,
+                                    timeout)
         return fn
 
     return register
@@ -46,4 +48,5 @@ def names() -> list[str]:
 
 def _load_builtin() -> None:
     # Importing the modules registers their actions.
-    from app.playbooks.actions import email, offboard, wait  # noqa: F401
+    from app.playbooks.actions import (crm, email, launch, offboard, wait, watchlist,  # noqa: F401
+                                       webhook)

@@ -6,12 +6,14 @@ from datetime import datetime, time, timedelta, timezone
 from app.models.types import utcnow
 from app.playbooks.actions.context import ActionWait
 from app.playbooks.actions.registry import action
+from app.playbooks.calendar import add_business_days
 
 PARAMS = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
         "days": {"type": "integer", "minimum": 0},
+        "business_days": {"type": "integer", "minimum": 0, "description": "Monday to Friday"},
         "until": {"type": "string", "enum": ["renewal_date"],
                   "description": "an account date; past or unknown means go on at once"},
     },
@@ -22,9 +24,11 @@ PARAMS = {
 
 @action("wait", PARAMS)
 def wait(ctx):
-    """Wait N days from the step's start, or until the account's renewal date."""
+    """Wait N days or business days from the step's start, or until the account's renewal date."""
     if "days" in ctx.params:
         until = (ctx.step.started_at or utcnow()) + timedelta(days=int(ctx.params["days"]))
+    elif "business_days" in ctx.params:
+        until = add_business_days(ctx.step.started_at or utcnow(), int(ctx.params["business_days"]))
     else:
         renewal = ctx.account.renewal_date
         if renewal is None:
