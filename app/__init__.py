@@ -1,8 +1,9 @@
 """Triage: customer-health signals in, playbooks and tasks out.
 
 Where things live:
-- app/intake/     where events enter (CRM webhooks, later the events API)
+- app/intake/     where events enter (CRM webhooks, HubSpot, Salesforce, the events API)
 - app/matching/   where rules match events (durable-rules)
+- app/signals/    usage rollups, metrics, health scores
 - app/playbooks/  where playbook runs are launched and moved on
 - workers/        where the automated steps run (RQ jobs, worker, scheduler)
 - app/api/        the read and act API (CONTRACT.md section 5)
@@ -31,10 +32,14 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.admin import init_app as init_admin
     from app.api import init_app as init_api
     from app.intake import init_app as init_intake
+    from app.playbooks import init_app as init_playbooks
+    from app.signals import init_app as init_signals
 
     database.init_app(app)
     errors.init_app(app)
     catalog.init_app(app)
+    init_signals(app)
+    init_playbooks(app)
     init_intake(app)
     init_api(app)
     init_admin(app)

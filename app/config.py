@@ -63,6 +63,7 @@ def build_config(instance_path: str) -> dict:
         "REDIS_URL": env_str("REDIS_URL"),  # None: the embedded Redis (app/redis_conn.py)
         "RULES_DIR": env_str("RULES_DIR", str(ROOT / "rules")),
         "PLAYBOOKS_DIR": env_str("PLAYBOOKS_DIR", str(ROOT / "playbooks")),
+        "SCORECARDS_DIR": env_str("SCORECARDS_DIR", str(ROOT / "scorecards")),
         "TEMPLATES_DIR": env_str("MAIL_TEMPLATES_DIR", str(ROOT / "playbooks" / "mail")),
         "CRM_WEBHOOK_SECRET": env_str("CRM_WEBHOOK_SECRET", generated["CRM_WEBHOOK_SECRET"]),
         "API_TOKENS": env_list("API_TOKENS") or [generated["API_TOKEN"]],
@@ -81,9 +82,32 @@ def build_config(instance_path: str) -> dict:
         "WEBHOOK_TOLERANCE": 300,
         # The outbox sweeper re-enqueues an event whose job has not finished after this long.
         "OUTBOX_RETRY_AFTER": env_int("OUTBOX_RETRY_AFTER", 10),
+        # Rate limits, "requests/seconds": per client address for webhooks, per token for the API,
+        # per address and e-mail for sign-in attempts.
+        "RATE_LIMIT_WEBHOOKS": env_str("RATE_LIMIT_WEBHOOKS", "1200/60"),
+        "RATE_LIMIT_API": env_str("RATE_LIMIT_API", "1200/60"),
+        "RATE_LIMIT_LOGIN": env_str("RATE_LIMIT_LOGIN", "10/60"),
+        "RATE_LIMITS_ENABLED": env_str("RATE_LIMITS_ENABLED", "1") == "1",
+        # Days the computed band may differ from the CRM status before the CSM is asked to review.
+        "HEALTH_REVIEW_AFTER_DAYS": env_int("HEALTH_REVIEW_AFTER_DAYS", 14),
         # Backoff (seconds) between attempts of a job; one attempt per entry, then the job fails.
         "EVENT_RETRY_INTERVALS": env_ints("EVENT_RETRY_INTERVALS", [2, 10, 30]),
         "STEP_RETRY_INTERVALS": env_ints("STEP_RETRY_INTERVALS", [10, 60, 300]),
+        # Playbooks and workers (issue 4).
+        # Where the `crm_writeback` action posts its signed callback; none: the step is skipped.
+        "CRM_CALLBACK_URL": env_str("CRM_CALLBACK_URL"),
+        # Processors told (signed webhook) that an off-boarded account's data was erased.
+        "GDPR_PROCESSOR_WEBHOOKS": env_list("GDPR_PROCESSOR_WEBHOOKS"),
+        # Days the law allows for an erasure (GDPR art. 12(3): one month).
+        "GDPR_DEADLINE_DAYS": env_int("GDPR_DEADLINE_DAYS", 30),
+        "GDPR_EXPORT_DIR": env_str("GDPR_EXPORT_DIR", str(Path(instance_path) / "exports")),
+        # whsec_ secret that signs outbound webhooks (default: the CRM webhook secret).
+        "OUTBOUND_WEBHOOK_SECRET": env_str("OUTBOUND_WEBHOOK_SECRET")
+        or env_str("CRM_WEBHOOK_SECRET", generated["CRM_WEBHOOK_SECRET"]),
+        # Hours a task stays overdue (its assignee reminded) before it escalates to the manager.
+        "TASK_ESCALATION_DELAY_HOURS": env_int("TASK_ESCALATION_DELAY_HOURS", 24),
+        # A running step's worker renews a lease this often-ish; a step without one is dead.
+        "STEP_LEASE_SECONDS": env_int("STEP_LEASE_SECONDS", 60),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env_str("SESSION_COOKIE_SECURE", "0") == "1",

@@ -221,7 +221,7 @@ def test_runs_take_a_fixed_number_of_queries(client, db, auth, count_queries):
     assert five_runs.count == one_run.count
 
 
-def test_scores_are_an_empty_series_for_now(client, db, auth):
+def test_scores_of_an_account_without_usage_are_empty(client, db, auth):
     make_account(db)
     response = client.get("/api/v1/accounts/acme/scores?since=2026-11-01T00:00:00Z&until=2026-11-30",
                           headers=auth)

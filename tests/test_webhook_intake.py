@@ -7,7 +7,7 @@ import time
 from sqlalchemy import func, select
 
 from app.models import Event, OutboxEntry
-from tests.conftest import health_webhook, signed_headers
+from tests.conftest import TEST_SECRET, health_webhook, signed_headers
 
 
 def count(db, model):
@@ -116,10 +116,26 @@ def test_database_down_is_503_with_retry_after(tmp_path, redis_url):
     from app import create_app
 
     # A database of our own that is not there (a closed port); the machine's stays untouched.
-    broken = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://postgres@127.0.0.1:9/none",
+    broken = create_app({"TESTING": True, "CRM_WEBHOOK_SECRET": TEST_SECRET,
+                         "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://postgres@127.0.0.1:9/none",
                          "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"connect_timeout": 2}}})
     body = json.dumps(health_webhook()).encode()
     response = broken.test_client().post("/webhooks/crm", data=body, headers=signed_headers(body))
     assert response.status_code == 503
     assert response.headers["Retry-After"]
     assert "error" in response.get_json()
+
+
+def test_webhooks_are_rate_limited_with_retry_after(client, db, app, post_webhook):
+    previous = app.config["RATE_LIMIT_WEBHOOKS"]
+    app.config["RATE_LIMIT_WEBHOOKS"] = "3/60"
+    try:
+        answers = [post_webhook(health_webhook(account_id=f"rl-{i}")).status_code for i in range(4)]
+        assert answers == [202, 202, 202, 429]
+        limited = post_webhook(health_webhook(account_id="rl-x"))
+        assert limited.status_code == 429
+        assert 0 < int(limited.headers["Retry-After"]) <= 60
+        assert "too many requests" in limited.get_json()["error"]
+    finally:
+        app.config["RATE_LIMIT_WEBHOOKS"] = previous
+    assert count(db, Event) == 3

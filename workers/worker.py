@@ -10,9 +10,19 @@ import logging
 
 from rq import SimpleWorker, Worker
 
+from app import catalog
 from app.redis_conn import get_redis
 from workers.context import get_app
 from workers.queues import ALL, queue
+
+
+class TriageWorker(Worker):
+    """Checks for changed rule and playbook files before each fork, so a reload happens once
+    in the parent rather than in every short-lived job process."""
+
+    def execute_job(self, job, queue):
+        catalog.refresh(get_app())
+        return super().execute_job(job, queue)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     app = get_app()
     with app.app_context():
-        worker_class = SimpleWorker if args.simple else Worker
+        worker_class = SimpleWorker if args.simple else TriageWorker
         worker = worker_class([queue(name) for name in ALL], connection=get_redis(), name=args.name)
         logging.getLogger("rq.worker").setLevel(logging.INFO)
         worker.work(burst=args.burst, with_scheduler=True)

@@ -24,6 +24,8 @@ ERROR_RESPONSES = {
     409: ("Conflict", "The object is not in a state that allows this", {}),
     503: ("ServiceUnavailable", "The database is unavailable; retry later",
           {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}}),
+    413: ("TooLarge", "The body is larger than 1 MiB", {}),
+    415: ("UnsupportedMediaType", "Wrong Content-Type", {}),
 }
 LOCATION_MESSAGES = {"query": "invalid query parameter", "json": "invalid request body"}
 
@@ -92,6 +94,7 @@ class TriageApi(Api):
 def init_app(app: Flask) -> None:
     from app.api import accounts, health, tasks
     from app.extensions import csrf
+    from app.intake import events_api
 
     app.config.setdefault("API_TITLE", "Triage")
     app.config.setdefault("API_VERSION", "v1")
@@ -103,7 +106,7 @@ def init_app(app: Flask) -> None:
         "security": [{"bearerAuth": []}],
     })
     _register_components(api)
-    for blueprint in (accounts.blp, tasks.blp):
+    for blueprint in (accounts.blp, tasks.blp, events_api.blp):
         csrf.exempt(blueprint)  # authenticated by token, not by session cookie
         api.register_blueprint(blueprint)
     api.register_blueprint(health.blp)
@@ -112,7 +115,12 @@ def init_app(app: Flask) -> None:
 
 
 def _register_components(api: TriageApi) -> None:
+    from app.api.schemas import AcceptedSchema
+    from app.intake.event_validation import EventSchema
+
     components = api.spec.components
+    components.schema("Event", schema=EventSchema)
+    components.schema("Accepted", schema=AcceptedSchema)
     components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     # ErrorSchema is already the "Error" schema: smorest registered it as ERROR_SCHEMA.
     for name, description, headers in ERROR_RESPONSES.values():

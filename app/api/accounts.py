@@ -11,6 +11,7 @@ from app.api.schemas import (AccountSchema, HealthChangeSchema, RunSchema, Score
 from app.errors import ApiError
 from app.extensions import db
 from app.models import Account, Event, HealthChange, PlaybookRun, Task
+from app.models.score import HealthScore
 
 blp = ApiBlueprint("Accounts", __name__, url_prefix="/api/v1",
                    description="Customer accounts: health, history, playbook runs, scores")
@@ -73,10 +74,11 @@ def runs(account_id: str):
 @blp.response(200, ScoreSchema(many=True))
 @blp.errors(400, 401, 404, 503)
 def scores(args: dict, account_id: str):
-    """The computed health score over event time, oldest first
-
-    No score history is stored yet (scores come with a later issue), so the list is
-    empty for now; `since` and `until` are already validated so clients can rely on them.
-    """
+    """The computed health score over event time, oldest first (one point per day: the day's last)"""
     _ensure_account(account_id)
-    return []
+    query = select(HealthScore).where(HealthScore.account_id == account_id)
+    if args.get("since"):
+        query = query.where(HealthScore.at >= args["since"])
+    if args.get("until"):
+        query = query.where(HealthScore.at < args["until"])
+    return db.session.execute(query.order_by(HealthScore.day)).scalars().all()

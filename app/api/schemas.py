@@ -199,3 +199,10 @@ class HealthzSchema(Schema):
     database = fields.Str(metadata={"enum": ["ok", "down"]})
     redis = fields.Str(metadata={"enum": ["ok", "down"]})
     down = fields.List(fields.Str(), metadata={"description": "What is down (503 only)"})
+
+
+class AcceptedSchema(Schema):
+    """What the intake endpoints answer with 202."""
+
+    accepted = fields.Integer(required=True)
+    duplicates = fields.Integer(required=True)

@@ -8,14 +8,22 @@ from app.models import HEALTH_STATUSES
 EVENT_TYPES = ("account.health_changed", "account.updated")
 
 
+def normalize_status(value) -> str:
+    """A status of the scheme, case-insensitive in, lower-case out; ValueError names the allowed ones."""
+    text = str(value or "").strip().lower()
+    if text not in HEALTH_STATUSES:
+        raise ValueError(f"unknown status {value!r}; allowed: {', '.join(HEALTH_STATUSES)}")
+    return text
+
+
 class HealthStatus(fields.String):
     """A status of the scheme, case-insensitive in, lower-case out."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs).strip().lower()
-        if text not in HEALTH_STATUSES:
-            raise ValidationError(f"unknown status {value!r}; allowed: {', '.join(HEALTH_STATUSES)}")
-        return text
+        try:
+            return normalize_status(super()._deserialize(value, attr, data, **kwargs))
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class ContactSchema(Schema):

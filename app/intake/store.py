@@ -4,6 +4,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -34,12 +37,33 @@ def store_event(*, source: str, external_id: str, type: str, account_id: str,
     return event
 
 
+def store_events(source: str, rows: list[dict]) -> tuple[list[int], int]:
+    """Add a batch of events and their outbox rows; return (new event ids, duplicates).
+
+    Rows are dicts of external_id, type, account_id, occurred_at, payload. Ids stored
+    before (ON CONFLICT DO NOTHING, which also settles a concurrent request with the same
+    id), or repeated within the batch, are duplicates. The caller commits.
+    """
+    unique = list({row["external_id"]: row for row in reversed(rows)}.values())[::-1]  # first wins
+    # No look-up first: the unique index decides, and only the inserted rows come back.
+    fresh = [dict(row, source=source) for row in unique]
+    event_ids: list[int] = []
+    if fresh:
+        dialect_insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+        statement = (dialect_insert(Event).on_conflict_do_nothing(index_elements=["source", "external_id"])
+                     .returning(Event.id))
+        event_ids = list(db.session.execute(statement, fresh).scalars())
+        if event_ids:
+            db.session.execute(insert(OutboxEntry), [{"event_id": event_id} for event_id in event_ids])
+    return event_ids, len(rows) - len(event_ids)
+
+
 def enqueue_events(event_ids: list[int]) -> None:
     """Hand committed events to the workers. A failure here loses nothing: the outbox
     sweeper enqueues whatever is still unprocessed."""
     if not event_ids:
         return
-    from workers.jobs import enqueue_process_events
+    from workers.events import enqueue_process_events
 
     try:
         enqueue_process_events(event_ids)

@@ -1,0 +1,86 @@
+"""Metrics over event-time windows, read from the daily rollups (docs/interfaces.md lists them).
+
+All windows end at `at` (the event's occurred_at), so a history replayed today gives the
+same metrics as it did live.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models.usage import DailyUsage
+
+METRICS = (
+    "active_users_avg_30d", "active_users_avg_prev_30d", "active_users_change_pct_30d", "logins_7d", "logins_30d",
+    "new_users_30d", "seats", "nps_last", "days_since_nps", "happiness_last", "tickets_30d", "tickets_high_30d",
+    "ticket_sentiment_30d", "features_used_30d",
+)
+# A change in active users needs a baseline: at least this many days with data before.
+MIN_BASELINE_DAYS = 7
+
+
+COLUMNS = (DailyUsage.day, DailyUsage.active_users, DailyUsage.logins, DailyUsage.features, DailyUsage.seats,
+           DailyUsage.new_users, DailyUsage.nps_score, DailyUsage.happiness, DailyUsage.tickets,
+           DailyUsage.tickets_high, DailyUsage.sentiment_sum, DailyUsage.sentiment_count)
+
+
+def metrics_for(account_id: str, at: datetime) -> dict:
+    today = at.date()
+    start_30, start_prev = today - timedelta(days=29), today - timedelta(days=59)
+    # Plain rows, not ORM objects: this runs for every event, and object loading is the cost.
+    rows = db.session.execute(
+        select(*COLUMNS).where(DailyUsage.account_id == account_id, DailyUsage.day >= start_prev,
+                               DailyUsage.day <= today).order_by(DailyUsage.day)
+    ).all()
+    recent = [r for r in rows if r.day >= start_30]
+    previous = [r for r in rows if r.day < start_30]
+    avg_30 = _mean([r.active_users for r in recent])
+    prev_values = [r.active_users for r in previous if r.active_users is not None]
+    avg_prev = _mean(prev_values) if len(prev_values) >= MIN_BASELINE_DAYS else None
+    change = None
+    if avg_30 is not None and avg_prev:
+        change = round((avg_30 - avg_prev) / avg_prev * 100, 1)
+    sentiment_count = sum(r.sentiment_count or 0 for r in recent)
+    nps_day, nps = _last(account_id, rows, "nps_score", DailyUsage.nps_score, today)
+    _, happiness = _last(account_id, rows, "happiness", DailyUsage.happiness, today)
+    _, seats = _last(account_id, rows, "seats", DailyUsage.seats, today)
+    features = set()
+    for r in recent:
+        features.update(name for name, uses in (r.features or {}).items() if uses)
+    return {
+        "active_users_avg_30d": avg_30,
+        "active_users_avg_prev_30d": avg_prev,
+        "active_users_change_pct_30d": change,
+        "logins_7d": sum(r.logins or 0 for r in recent if r.day > today - timedelta(days=7)),
+        "logins_30d": sum(r.logins or 0 for r in recent),
+        "new_users_30d": sum(r.new_users or 0 for r in recent),
+        "seats": seats,
+        "nps_last": nps,
+        "days_since_nps": (today - nps_day).days if nps_day else None,
+        "happiness_last": happiness,
+        "tickets_30d": sum(r.tickets or 0 for r in recent),
+        "tickets_high_30d": sum(r.tickets_high or 0 for r in recent),
+        "ticket_sentiment_30d": round(sum(r.sentiment_sum or 0 for r in recent) / sentiment_count, 3)
+        if sentiment_count else None,
+        "features_used_30d": len(features),
+    }
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(sum(values) / len(values), 2) if values else None
+
+
+def _last(account_id: str, rows, name: str, column, today):
+    """The latest value up to today: from the 60 days already read, else one look further back."""
+    for row in reversed(rows):
+        if getattr(row, name) is not None:
+            return row.day, getattr(row, name)
+    earliest = rows[0].day if rows else today
+    found = db.session.execute(
+        select(DailyUsage.day, column).where(DailyUsage.account_id == account_id, DailyUsage.day < earliest,
+                                             column.is_not(None)).order_by(DailyUsage.day.desc()).limit(1)
+    ).first()
+    return (found[0], found[1]) if found else (None, None)
