@@ -21,6 +21,7 @@ from app.matching.facts import event_facts
 from app.models import Event, OutboxEntry
 from app.models.types import utcnow
 from app.playbooks.actions.offboard import strip_contacts
+from app.playbooks.lifecycle import on_health_change
 from app.signals.metrics import metrics_for
 from app.signals.rollups import USAGE_TYPES, apply_usage_event
 from app.signals.scores import recompute as recompute_score
@@ -112,9 +113,7 @@ def apply_crm_event(event: Event) -> str:
         reason=health.get("reason"), changed_by=health.get("changed_by"), source=event.source, event_id=event.id)
     if not is_current:
         return "older than the current status: kept in history, no rules run"
-    from app.playbooks.lifecycle import on_health_change  # runs and tasks react to the change
-
-    on_health_change(account, previous, health["to"])
+    on_health_change(account, previous, health["to"])  # runs and tasks react to the change
     if health["to"] == previous:
         return "status unchanged (a new reason): kept in history, no rules run"
     facts = event_facts(event=event, account=account, metrics=metrics_for(account.id, event.occurred_at),
