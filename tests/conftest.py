@@ -195,3 +195,37 @@ def run_jobs(app):
                 SimpleWorker(queues, connection=connection).work(burst=True, with_scheduler=False)
 
     return run
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_inbox(app):
+    """A real SMTP server (aiosmtpd) on a free port; SMTP_URL points at it for the test."""
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
+            return "250 OK"
+
+        def to(self, address):
+            return [content for rcpts, content in self.messages if address in rcpts]
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    previous = app.config.get("SMTP_URL")
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{controller.port}"
+    yield inbox
+    app.config["SMTP_URL"] = previous
+    controller.stop()

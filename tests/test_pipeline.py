@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from sqlalchemy import func, select
 
 from app.models import (Account, Contact, ErasureRecord, Event, HealthChange, MailLog, OutboxEntry, PlaybookRun,
                         RuleFiring, RunStep, Task)
-from tests.conftest import ROOT, health_webhook, signed_headers
+from tests.conftest import ROOT, free_port, health_webhook, signed_headers
 
 
 def tasks_of(db, account_id="acme"):
@@ -100,34 +99,12 @@ def test_yellow_asks_the_csm_why(client, db, post_webhook, run_jobs):
     assert "green" in (task.title + (task.instructions or "")).lower()
 
 
-@pytest.fixture
-def smtp_server(app):
-    from aiosmtpd.controller import Controller
-
-    class Inbox:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
-            return "250 OK"
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    previous = app.config.get("SMTP_URL")
-    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{controller.port}"
-    yield inbox
-    app.config["SMTP_URL"] = previous
-    controller.stop()
-
-
 def test_green_mails_the_contact_a_g2_link_and_asks_for_a_reference(client, db, post_webhook, run_jobs,
-                                                                     smtp_server, app):
+                                                                     smtp_inbox, app):
     post_webhook(health_webhook(to="green"))
     run_jobs()
-    assert len(smtp_server.messages) == 1
-    recipients, content = smtp_server.messages[0]
+    assert len(smtp_inbox.messages) == 1
+    recipients, content = smtp_inbox.messages[0]
     assert recipients == ["jane@acme.example"]
     assert app.config["G2_REVIEW_URL"] in content
     mail = db.session.execute(select(MailLog)).scalar_one()
@@ -140,7 +117,7 @@ def test_a_failing_step_is_retried_then_failed_visibly_and_retryable(client, db,
     from app.redis_conn import get_redis
     from workers.queues import STEPS, queue
 
-    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{_free_port()}"  # nothing listens there
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}"  # nothing listens there
     try:
         post_webhook(health_webhook(to="green"))
         run_jobs()
@@ -234,12 +211,6 @@ def test_black_lost_waits_for_the_end_of_the_subscription(client, db, post_webho
     assert db.session.scalar(select(func.count()).select_from(Contact)) == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _redis_binary() -> str:
     import shutil
 
@@ -269,7 +240,7 @@ def test_redis_outage_loses_nothing_and_processes_each_event_once(db, tmp_path):
     from workers.jobs import sweep
     from workers.queues import ALL, queue
 
-    port = _free_port()
+    port = free_port()
     server = _start_redis(port, tmp_path)
     app = create_app({"TESTING": True, "REDIS_URL": f"redis://127.0.0.1:{port}/0"})
     client = app.test_client()

@@ -6,18 +6,13 @@ webhooks, a real SMTP server (aiosmtpd), and launching a playbook for an account
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port  # noqa: F401 (re-exported for the tests that import it here)
 
 
 class Receiver:
@@ -80,31 +75,6 @@ def receiver():
     yield box
     box.server.shutdown()
     box.server.server_close()
-
-
-@pytest.fixture
-def smtp_inbox(app):
-    from aiosmtpd.controller import Controller
-
-    class Inbox:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
-            return "250 OK"
-
-        def to(self, address):
-            return [content for rcpts, content in self.messages if address in rcpts]
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    previous = app.config.get("SMTP_URL")
-    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{controller.port}"
-    yield inbox
-    app.config["SMTP_URL"] = previous
-    controller.stop()
 
 
 def make_account(db, account_id="acme", **fields):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.models import AuditEntry, Event, MailLog, Task, User
 from app.models.types import utcnow
 from app.playbooks.tasks import snooze_task
-from tests.test_playbooks_support import launch_playbook, make_account, smtp_inbox  # noqa: F401
+from tests.test_playbooks_support import launch_playbook, make_account  # noqa: F401
 from workers.schedule import PERIODIC
 from workers.sla import check_gdpr_deadlines, check_tasks
 

@@ -15,10 +15,9 @@ from datetime import datetime, timezone
 from flask import Blueprint, current_app, jsonify, request
 
 from app.errors import ApiError
-from app.extensions import db
 from app.intake.request_body import parse_json, raw_body
 from app.intake.schemas import normalize_status
-from app.intake.store import enqueue_events, store_events
+from app.intake.store import accept_rows
 
 bp = Blueprint("hubspot", __name__, url_prefix="/webhooks")
 REQUIRED = ("eventId", "subscriptionId", "portalId", "occurredAt", "subscriptionType", "objectId")
@@ -53,17 +52,9 @@ def hubspot_webhook():
     verify(current_app.config.get("HUBSPOT_CLIENT_SECRET"), body)
     payload = parse_json(body)
     events = payload if isinstance(payload, list) else [payload]
-    rows, errors = [], {}
-    for index, event in enumerate(events):
-        try:
-            rows.append(to_event_row(event, current_app.config["HUBSPOT_HEALTH_PROPERTY"]))
-        except ValueError as exc:
-            errors[str(index)] = [str(exc)]
-    if errors:
-        raise ApiError(400, f"{len(errors)} invalid HubSpot event(s); nothing was stored", details=errors)
-    event_ids, duplicates = store_events("hubspot", rows)
-    db.session.commit()
-    enqueue_events(event_ids)
+    health_property = current_app.config["HUBSPOT_HEALTH_PROPERTY"]
+    event_ids, duplicates = accept_rows("hubspot", events, lambda event: to_event_row(event, health_property),
+                                        "HubSpot event(s)")
     return jsonify(accepted=len(event_ids), duplicates=duplicates), 202
 
 

@@ -12,10 +12,9 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, current_app
 
 from app.errors import ApiError
-from app.extensions import db
 from app.intake.request_body import raw_body
 from app.intake.schemas import normalize_status
-from app.intake.store import enqueue_events, store_events
+from app.intake.store import accept_rows
 
 bp = Blueprint("salesforce", __name__, url_prefix="/webhooks")
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -40,18 +39,9 @@ def salesforce_outbound_message():
     items = notifications.findall(f"{{{OUTBOUND}}}Notification")
     if not items or len(items) > MAX_NOTIFICATIONS:
         raise ApiError(400, f"an outbound message has 1 to {MAX_NOTIFICATIONS} Notification elements")
-    rows, errors = [], {}
-    for index, item in enumerate(items):
-        try:
-            rows.append(to_event_row(item, current_app.config["SALESFORCE_HEALTH_FIELD"]))
-        except ValueError as exc:
-            errors[str(index)] = [str(exc)]
-    if errors:
-        raise ApiError(400, f"{len(errors)} invalid notification(s); nothing was stored", details=errors)
-    event_ids, _ = store_events("salesforce", rows)
-    db.session.commit()
-    enqueue_events(event_ids)
-    return Response(ACK, status=200, mimetype="text/xml")
+    health_field = current_app.config["SALESFORCE_HEALTH_FIELD"]
+    accept_rows("salesforce", items, lambda item: to_event_row(item, health_field), "notification(s)")
+    return Response(ACK, status=200, mimetype="text/xml")  # also for a redelivery: it was stored before
 
 
 def parse(body: bytes) -> ET.Element:

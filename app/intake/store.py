@@ -58,6 +58,28 @@ def store_events(source: str, rows: list[dict]) -> tuple[list[int], int]:
     return event_ids, len(rows) - len(event_ids)
 
 
+def accept_rows(source: str, items: list, to_row, what: str) -> tuple[list[int], int]:
+    """Map every delivered item to an Event row, all or nothing, then store and commit.
+
+    `to_row(item)` raises ValueError for an item it cannot map; the 400 names each one by
+    index and nothing is stored. Returns (new event ids, duplicates), already enqueued.
+    """
+    from app.errors import ApiError
+
+    rows, errors = [], {}
+    for index, item in enumerate(items):
+        try:
+            rows.append(to_row(item))
+        except ValueError as exc:
+            errors[str(index)] = [str(exc)]
+    if errors:
+        raise ApiError(400, f"{len(errors)} invalid {what}; nothing was stored", details=errors)
+    event_ids, duplicates = store_events(source, rows)
+    db.session.commit()
+    enqueue_events(event_ids)
+    return event_ids, duplicates
+
+
 def enqueue_events(event_ids: list[int]) -> None:
     """Hand committed events to the workers. A failure here loses nothing: the outbox
     sweeper enqueues whatever is still unprocessed."""
