@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.intake.store import store_event
-from app.models import Account, PlaybookRun, Task, User
+from app.models import Account, AuditEntry, PlaybookRun, Task, User
 from app.models.types import utcnow
 from app.playbooks.tasks import complete_task
 
@@ -40,6 +40,14 @@ REASONS = {
             "Complained about onboarding speed"],
     "black": ["Did not extend the subscription", "Written confirmation: will not renew at end of period"],
 }
+NOTES = ["Worked in the demo history.", "Called the champion, agreed next steps.",
+         "Sent the recap and the plan to the decision maker.", "Escalated internally, product is on it.",
+         "Booked a training session for the new users."]
+COMMENTS = ["Left a voicemail, trying again Thursday.", "Champion is on holiday, the admin answered instead.",
+            "Asked support for the ticket history first.", "Manager wants to join the call.",
+            "They asked for a discount in the renewal, flagging it."]
+SNOOZE_REASONS = ["Customer on holiday until then", "Waiting for the customer's internal review",
+                  "Renewal call already booked", "Decision maker back next week"]
 # Where a status tends to go next: mostly stable, sometimes worse or better.
 NEXT = {"green": ["yellow", "yellow", "red"], "yellow": ["green", "green", "red"],
         "red": ["yellow", "yellow", "green", "black"], "black": []}
@@ -73,7 +81,7 @@ def load_portfolio(accounts: int = 240, seed: int = 7) -> int:
     now = utcnow()
     events = 0
     for index in range(accounts):
-        csm, _, team = CSMS[index % len(CSMS)]
+        csm, _, team = CSMS[0] if index % 7 in (0, 1) else CSMS[index % len(CSMS)]
         segment, plans, (low, high) = rng.choice(SEGMENTS)
         name = f"{rng.choice(NAMES)} {rng.choice(SUFFIXES)}"
         account_id = f"acct-{index + 1:04d}"
@@ -92,12 +100,18 @@ def load_portfolio(accounts: int = 240, seed: int = 7) -> int:
         }
         status = rng.choice(["green", "green", "yellow", "yellow", "red"])
         at = now - timedelta(days=rng.randint(150, 200))
-        for change in range(rng.randint(1, 4)):
-            if change:
-                status = rng.choice(NEXT[status])
-                at += timedelta(days=rng.randint(10, 60))
-                if at > now - timedelta(hours=2):
-                    break
+        changes = [(at, status)]
+        for _ in range(rng.randint(0, 3)):
+            at += timedelta(days=rng.randint(10, 60))
+            if at > now - timedelta(days=14) or changes[-1][1] == "black":
+                break
+            changes.append((at, rng.choice(NEXT[changes[-1][1]])))
+        # The last fortnight: about a third of the portfolio moves again, so the team has open
+        # (and some overdue) work on first start, as a real team would.
+        if changes[-1][1] != "black" and rng.random() < 0.35:
+            recent = now - timedelta(days=rng.uniform(0.1, 13))
+            changes.append((recent, rng.choice(NEXT[changes[-1][1]] + ["red"])))
+        for change, (at, status) in enumerate(changes):
             payload = {"type": "account.health_changed", "occurred_at": _iso(at), "account": account,
                        "health": {"to": status, "reason": rng.choice(REASONS[status]), "changed_by": csm}}
             event = store_event(source="crm", external_id=f"demo-{account_id}-{change}",
@@ -106,8 +120,6 @@ def load_portfolio(accounts: int = 240, seed: int = 7) -> int:
             if event is not None:
                 process_event(event.id)
                 events += 1
-            if status == "black":
-                break
     _run_queued_jobs()  # the automated steps, so the tasks that follow them exist before aging
     _age_and_work_tasks(rng, now)
     _run_queued_jobs()
@@ -134,7 +146,11 @@ def _age_and_work_tasks(rng: random.Random, now: datetime) -> None:
         if task.due_at:
             task.due_at -= shift
     for run in db.session.execute(select(PlaybookRun).where(PlaybookRun.triggered_at.is_not(None))).scalars():
+        shift = run.started_at - run.triggered_at
         run.started_at = run.triggered_at
+        for step in run.steps:
+            if step.due_at:
+                step.due_at -= shift
     db.session.commit()
     for task, run in tasks:
         age = now - task.created_at
@@ -143,7 +159,59 @@ def _age_and_work_tasks(rng: random.Random, now: datetime) -> None:
         outcome = rng.choice(task.outcomes)
         if "lost" in task.outcomes and "saved" in task.outcomes:
             outcome = rng.choice(["saved", "lost"])
-        complete_task(task.id, outcome, "Worked in the demo history.", task.assignee or "demo")
+        actor = task.assignee or "demo"
+        complete_task(task.id, outcome, rng.choice(NOTES), actor)
+        # Worked back then, not today: the task, and its audit entry, carry the day it was done.
+        worked = min(task.created_at + timedelta(days=rng.randint(1, 12), hours=rng.randint(1, 9)), now)
+        task.completed_at = worked
+        for entry in db.session.scalars(select(AuditEntry).where(
+                AuditEntry.object_type == "task", AuditEntry.object_id == str(task.id))):
+            entry.at = worked
+        db.session.commit()
+    _date_finished_runs()
+    _work_open_tasks(rng, now)
+
+
+def _date_finished_runs() -> None:
+    """A run ended when its last task was done, or when the next status change closed it."""
+    from app.models import HealthChange
+
+    runs = db.session.scalars(select(PlaybookRun).where(PlaybookRun.finished_at.is_not(None),
+                                                        PlaybookRun.triggered_at.is_not(None))).all()
+    for run in runs:
+        done = [t.completed_at for t in db.session.scalars(select(Task).where(Task.run_id == run.id))
+                if t.completed_at is not None and t.status == "done"]
+        if run.status == "completed" and done:
+            run.finished_at = max(done)
+            continue
+        following = db.session.scalar(select(func.min(HealthChange.at)).where(
+            HealthChange.account_id == run.account_id, HealthChange.at > run.triggered_at))
+        if following is not None:
+            run.finished_at = following
+            for task in db.session.scalars(select(Task).where(Task.run_id == run.id, Task.status == "cancelled")):
+                task.completed_at = following
+    db.session.commit()
+
+
+def _work_open_tasks(rng: random.Random, now: datetime) -> None:
+    """What a team does with its open work besides completing it: comments, snoozes, hand-overs."""
+    from app.playbooks import tasks as services
+
+    open_tasks = db.session.scalars(select(Task).where(Task.status == "open").order_by(Task.id)).all()
+    colleagues = {team: [email for email, _, t in CSMS if t == team] for team in range(len(MANAGERS))}
+    for task in open_tasks:
+        actor = task.assignee or "demo"
+        roll = rng.random()
+        if hasattr(services, "comment_task") and roll < 0.35:
+            services.comment_task(task.id, rng.choice(COMMENTS), actor)
+        if hasattr(services, "snooze_task") and 0.35 <= roll < 0.45:
+            until = now + timedelta(days=rng.randint(2, 14))
+            services.snooze_task(task.id, until, rng.choice(SNOOZE_REASONS), actor)
+        elif hasattr(services, "reassign_task") and 0.45 <= roll < 0.48 and task.assignee_role != "manager":
+            team = next((t for email, _, t in CSMS if email == task.assignee), 0)
+            other = rng.choice([c for c in colleagues[team] if c != task.assignee] or [task.assignee])
+            if other != task.assignee:
+                services.reassign_task(task.id, other, actor)
 
 
 def _iso(at: datetime) -> str:

@@ -6,9 +6,9 @@ E-mails are compared case-insensitively: CRMs do not agree on case.
 """
 from __future__ import annotations
 
-from flask import abort, redirect, request, url_for
+from flask import abort, g, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select, text
 
 from app.extensions import db
 from app.models import Account, Task, User
@@ -26,22 +26,47 @@ def _reports():
     return select(func.lower(User.email)).where(func.lower(User.manager_email) == _me())
 
 
+def _spellings(column, emails: list[str]) -> list[str]:
+    """The values of `column` as stored that equal one of `emails` ignoring case.
+
+    `lower(column) = ...` cannot use the column's index and scans the table; the distinct
+    stored values are few (one per person) and come from the index, so the page's queries
+    can then use `column IN (...)` on the index. Kept for the request.
+    """
+    cache = g.setdefault("_triage_spellings", {})
+    key = (str(column), tuple(emails))
+    if key not in cache:
+        wanted = set(emails)
+        cache[key] = sorted(value for value in _distinct(column) if value.lower() in wanted)
+    return cache[key]
+
+
+def _distinct(column) -> list[str]:
+    """The distinct values of an indexed column by a loose index scan: one index seek per value
+    (SELECT DISTINCT reads the whole index: 60 ms for 100,000 tasks on PostgreSQL)."""
+    table, name = column.table.name, column.name  # from the model, never from a request
+    return db.session.scalars(text(
+        f'WITH RECURSIVE seen(v) AS (SELECT min("{name}") FROM "{table}" '
+        f'UNION ALL SELECT (SELECT min("{name}") FROM "{table}" WHERE "{name}" > seen.v) FROM seen '
+        f'WHERE seen.v IS NOT NULL) SELECT v FROM seen WHERE v IS NOT NULL'
+    )).all()
+
+
 def _sees(column):
     """SQL condition: `column` (an e-mail) is the signed-in user's or, for a manager, a report's."""
-    condition = func.lower(column) == _me()
-    if current_user.role == "manager":
-        condition = or_(condition, func.lower(column).in_(_reports()))
-    return condition
+    return column.in_(_spellings(column, team_emails()))
 
 
 def team_emails() -> list[str] | None:
     """Lower-case e-mails whose work the signed-in user may see; None means everyone's."""
     if current_user.role in EVERYTHING:
         return None
-    team = [_me()]
-    if current_user.role == "manager":
-        team += db.session.scalars(_reports())
-    return team
+    if "_triage_team" not in g:
+        team = [_me()]
+        if current_user.role == "manager":
+            team += db.session.scalars(_reports())
+        g._triage_team = team
+    return g._triage_team
 
 
 def scope_tasks(query):
@@ -53,7 +78,7 @@ def scope_accounts(query):
         return query
     condition = _sees(Account.csm)
     if current_user.role == "manager":
-        condition = or_(condition, func.lower(Account.manager) == _me())
+        condition = condition | Account.manager.in_(_spellings(Account.manager, [_me()]))
     return query.filter(condition)
 
 

@@ -9,15 +9,18 @@ from markupsafe import Markup
 from sqlalchemy import case, select
 from sqlalchemy.orm import selectinload
 
+from app.admin import charts
 from app.admin import formatting as fmt
 from app.admin.access import EVERYTHING, assignee_check, may_see_account, scope_accounts
 from app.admin.views import AdminModelView
 from app.extensions import db
 from app.models import HEALTH_STATUSES, Account, HealthChange, PlaybookRun, Task
+from app.models.types import utcnow
 
 # Default order of the list: the accounts that need attention first.
 ATTENTION = ("red", "black", "yellow", "green")
 HISTORY_LIMIT = 200
+SCORES_LIMIT = 400
 RUNS_LIMIT = 50
 CLOSED_SHOWN = 20
 
@@ -93,10 +96,13 @@ class AccountView(AdminModelView):
             select(Task).where(Task.account_id == account.id).order_by(*Task.urgency_order())
         ).all()
         step_tasks = {t.step_id: t.id for t in tasks if t.step_id is not None}
+        scores = score_points(account.id)
+        chart = charts.health_timeline([(h.at, h.status) for h in reversed(history)], utcnow(),
+                                       f"Health of {account} over time", scores=scores or None)
         may_see = assignee_check()
         return self.render(
             "triage_admin/account.html",
-            account=account, history=history, runs=runs, step_tasks=step_tasks,
+            account=account, history=history, runs=runs, step_tasks=step_tasks, chart=chart, scores=scores,
             open_tasks=[t for t in tasks if t.status in fmt.OPEN_TASK],
             closed_tasks=sorted((t for t in tasks if t.status not in fmt.OPEN_TASK),
                                 key=lambda t: t.completed_at or t.created_at, reverse=True)[:CLOSED_SHOWN],
@@ -105,3 +111,33 @@ class AccountView(AdminModelView):
             show_records=current_user.role in EVERYTHING,
         )
 
+
+
+def score_model():
+    """The signals area's score history (`HealthScore`: account_id, at, score), or None."""
+    from app.admin.dashboard import score_model as model
+
+    found = model()
+    return None if found is None else (found, "at")
+
+
+def score_points(account_id: str) -> list[tuple]:
+    """(time, score) points of one account, oldest first, for the health chart."""
+    from datetime import date, datetime, time, timezone
+
+    found = score_model()
+    if found is None:
+        return []
+    model, when = found
+    column = getattr(model, when)
+    rows = db.session.execute(select(column, model.score).where(model.account_id == account_id,
+                                                                 model.score.is_not(None))
+                              .order_by(column.desc()).limit(SCORES_LIMIT)).all()
+    points = []
+    for at, score in reversed(rows):
+        if isinstance(at, date) and not isinstance(at, datetime):
+            at = datetime.combine(at, time(), timezone.utc)
+        elif at.tzinfo is None:
+            at = at.replace(tzinfo=timezone.utc)
+        points.append((at, float(score)))
+    return points
