@@ -17,7 +17,7 @@ class HealthScore(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     day: Mapped[date]
-    at: Mapped[datetime] = mapped_column(UTCDateTime())  # event time of the last input that day
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # event time of the day's last input
     score: Mapped[int]
     band: Mapped[str] = mapped_column(String(40))
     scorecard: Mapped[str] = mapped_column(String(100))

@@ -18,6 +18,8 @@ class Task(db.Model):
     __table_args__ = (
         Index("ix_tasks_assignee_status", "assignee", "status"),
         Index("ix_tasks_account_status", "account_id", "status"),
+        # "All open tasks, most urgent first" and overdue checks read by status, then due date.
+        Index("ix_tasks_status_due_at", "status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
