@@ -132,6 +132,17 @@ def test_wrong_password_or_unknown_email_is_refused(web, db):
         assert client.get("/admin/task/").status_code == 302
 
 
+def test_password_guessing_is_rate_limited(web, db, app):
+    team(db)
+    client = web()
+    answers = [sign_in(client, ANA, f"guess-{i}").status_code for i in range(11)]
+    assert answers == [401] * 10 + [429]
+    limited = sign_in(client, ANA, PASSWORD)  # even the right password waits now
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+    assert "Too many sign-in attempts" in limited.get_data(as_text=True)
+    assert sign_in(web(), "ben@vendor.example", "nope").status_code == 401  # others are not locked out
+
+
 def test_sign_in_returns_to_the_page_asked_for_but_never_off_site(web, db):
     team(db)
     client = web()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
@@ -12,7 +12,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from app.errors import error_response, is_machine_request
+from app import ratelimit
+from app.errors import ApiError, error_response, is_machine_request
 from app.extensions import db, login_manager
 from app.models import User
 
@@ -58,6 +59,11 @@ def login():
     status = 200
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
+        try:  # password guessing: a few attempts per address and e-mail a minute
+            ratelimit.check("login", f"{ratelimit.client_address()}:{email}", current_app.config["RATE_LIMIT_LOGIN"])
+        except ApiError as exc:
+            flash("Too many sign-in attempts. Wait a minute, then try again.", "error")
+            return render_template("triage_admin/login.html", form=form), 429, exc.headers
         user = db.session.scalars(select(User).where(func.lower(User.email) == email)).first()
         if user is None:
             check_password_hash(_DUMMY_HASH, form.password.data)
