@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.intake.store import store_event
+from app.intake.store import enqueue_events, store_event
 from app.models import Account, AuditEntry, PlaybookRun, Task, User
 from app.models.types import utcnow
 from app.playbooks.tasks import complete_task
@@ -120,10 +120,66 @@ def load_portfolio(accounts: int = 240, seed: int = 7) -> int:
             if event is not None:
                 process_event(event.id)
                 events += 1
+    _usage_history(rng, now)
     _run_queued_jobs()  # the automated steps, so the tasks that follow them exist before aging
     _age_and_work_tasks(rng, now)
     _run_queued_jobs()
     return events
+
+
+USAGE_DAYS = 120
+# How much of its usual use an account shows in each status (the numbers follow the colour).
+USAGE_LEVEL = {"green": 1.0, "yellow": 0.8, "red": 0.55, "black": 0.3}
+
+
+def _usage_history(rng: random.Random, now: datetime) -> None:
+    """Four months of daily usage, feedback and tickets per account, written as rollups, and a
+    score point every two weeks: the score charts and the dashboard's trend have history.
+
+    Rollups are written directly (thousands of daily figures through the full pipeline would
+    make the first start slow); the scores are computed by the same code as live ones.
+    """
+    from sqlalchemy import insert
+
+    from app.models import HealthChange
+    from app.models.usage import DailyUsage
+    from app.signals.metrics import metrics_for
+    from app.signals.scores import recompute
+
+    history: dict[str, list] = {}
+    for account_id, at, status in db.session.execute(
+            select(HealthChange.account_id, HealthChange.at, HealthChange.status).order_by(HealthChange.at)):
+        history.setdefault(account_id, []).append((at, status))
+    rows = []
+    for account_id, changes in history.items():
+        base = rng.lognormvariate(3.6, 0.7)
+        for back in range(USAGE_DAYS, 0, -1):
+            at = now - timedelta(days=back)
+            status = next((s for when, s in reversed(changes) if when <= at), changes[0][1])
+            weekend = 0.45 if at.weekday() >= 5 else 1.0
+            active = max(0, round(base * USAGE_LEVEL[status] * weekend * rng.uniform(0.85, 1.15)))
+            unhappy = status in ("red", "black")
+            rows.append({
+                "account_id": account_id, "day": at.date(), "active_users": active,
+                "logins": round(active * rng.uniform(1.5, 2.5)), "features": {"reporting": active // 3},
+                "seats": round(base * 1.3), "new_users": rng.choice([0] * 20 + [1, 2]),
+                "nps_score": (rng.randint(0, 6) if unhappy else rng.randint(7, 10)) if rng.random() < 0.02 else None,
+                "happiness": (rng.randint(1, 2) if unhappy else rng.randint(3, 4)) if rng.random() < 0.02 else None,
+                "tickets": int(rng.random() < (0.12 if unhappy else 0.03)),
+                "tickets_high": int(unhappy and rng.random() < 0.06), "sentiment_sum": 0.0, "sentiment_count": 0})
+    for start in range(0, len(rows), 5000):
+        db.session.execute(insert(DailyUsage), rows[start:start + 5000])
+    db.session.commit()
+    band_changes = []
+    for account_id in history:
+        account = db.session.get(Account, account_id)
+        for back in list(range(USAGE_DAYS - 60, 0, -14)) + [0]:
+            at = now - timedelta(days=back)
+            change = recompute(account, at, metrics_for(account_id, at))
+            if change is not None:
+                band_changes.append(change.id)
+        db.session.commit()
+    enqueue_events(band_changes)  # band changes are events like any other: rules may act on them
 
 
 def _run_queued_jobs() -> None:
