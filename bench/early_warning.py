@@ -13,6 +13,7 @@ the 60-day warm-up (false alarms). Results go to bench/EARLY_WARNING.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -34,6 +35,7 @@ def replay(events: list[dict], folder: str):
     from rq import SimpleWorker
 
     from app import create_app
+    from app.intake.signatures import sign
     from app.redis_conn import get_redis
     from workers.queues import ALL, queue
 
@@ -43,6 +45,19 @@ def replay(events: list[dict], folder: str):
         get_redis().flushdb()
         client = app.test_client()
         worker = SimpleWorker([queue(name) for name in ALL], connection=get_redis())
+        # The CRM knows the accounts first: segment and lifecycle stage scope the rules.
+        for account_id in sorted({event["account_id"] for event in events}):
+            payload = {"type": "account.updated", "occurred_at": events[0]["occurred_at"],
+                       "account": {"id": account_id, "name": account_id.replace("sim-", "Sim "),
+                                   "segment": "mid-market", "lifecycle_stage": "adoption",
+                                   "csm": "ana@vendor.example", "manager": "mo@vendor.example"}}
+            body = json.dumps(payload).encode()
+            msg_id, stamp = f"sim-crm-{account_id}", int(time.time())
+            response = client.post("/webhooks/crm", data=body, headers={
+                "Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(stamp),
+                "webhook-signature": sign(app.config["CRM_WEBHOOK_SECRET"], msg_id, stamp, body)})
+            assert response.status_code == 202, response.get_json()
+        worker.work(burst=True, logging_level="WARNING")
         for start in range(0, len(events), 1000):
             response = client.post("/api/v1/events", json=events[start:start + 1000],
                                    headers={"Authorization": "Bearer bench"})
