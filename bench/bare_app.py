@@ -27,7 +27,7 @@ bare_events = Table(
     Index("ix_bare_events_type", "type"),
 )
 engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)
-metadata.create_all(engine)
+metadata.create_all(engine)  # bench/ingest.py imports this once before the web processes start
 app = Flask(__name__)
 
 

@@ -115,6 +115,8 @@ def main() -> None:
     try:
         subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "heads"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
+        # The bare app creates its table on import: once here, not racing in two web processes.
+        subprocess.run([sys.executable, "-c", "import bench.bare_app"], cwd=ROOT, env=env, check=True)
         triage_port, bare_port = free_port(), free_port()
         common = ["--workers", str(args.web_workers), "--log-level", "warning"]
         servers.append(subprocess.Popen([sys.executable, "-m", "gunicorn", *common, "--bind",
