@@ -112,6 +112,7 @@ def load_portfolio(accounts: int = 240, seed: int = 7) -> int:
             recent = now - timedelta(days=rng.uniform(0.1, 13))
             changes.append((recent, rng.choice(NEXT[changes[-1][1]] + ["red"])))
         for change, (at, status) in enumerate(changes):
+            at = at.replace(microsecond=0)  # the event's time is the payload's, to the second
             payload = {"type": "account.health_changed", "occurred_at": _iso(at), "account": account,
                        "health": {"to": status, "reason": rng.choice(REASONS[status]), "changed_by": csm}}
             event = store_event(source="crm", external_id=f"demo-{account_id}-{change}",
@@ -120,6 +121,8 @@ def load_portfolio(accounts: int = 240, seed: int = 7) -> int:
             if event is not None:
                 process_event(event.id)
                 events += 1
+            if change < len(changes) - 1:
+                _work_before_next_change(account_id, rng)
     _usage_history(rng, now)
     _run_queued_jobs()  # the automated steps, so the tasks that follow them exist before aging
     _age_and_work_tasks(rng, now)
@@ -247,6 +250,15 @@ def _date_finished_runs() -> None:
             for task in db.session.scalars(select(Task).where(Task.run_id == run.id, Task.status == "cancelled")):
                 task.completed_at = following
     db.session.commit()
+
+
+def _work_before_next_change(account_id: str, rng: random.Random) -> None:
+    """The team worked the account's tasks before its status moved again, as a real team does:
+    otherwise the next red would find the last action plan still open and launch none."""
+    for task in db.session.scalars(select(Task).where(Task.account_id == account_id, Task.status == "open")).all():
+        outcomes = task.outcomes or ["done"]
+        outcome = "saved" if "saved" in outcomes else rng.choice(outcomes)
+        complete_task(task.id, outcome, "Worked in the demo history.", task.assignee or "demo")
 
 
 def _work_open_tasks(rng: random.Random, now: datetime) -> None:
