@@ -11,12 +11,16 @@ number of batches per round. No RQ worker runs: this measures acceptance (durabl
 """
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+from bench.common import append_results, free_port, machine  # noqa: E402,F401
+
 import argparse
 import http.client
 import json
 import os
-import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,12 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = os.environ.get("BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/14")
 BATCH, THREADS, TOKEN = 500, 4, "bench-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(port: int, path: str, headers=None) -> None:
@@ -144,7 +142,7 @@ def main() -> None:
     triage, bare = statistics.median(triage_rates), statistics.median(bare_rates)
     lines = [
         f"## ingest: POST /api/v1/events, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"machine: {machine()}; "
         f"PostgreSQL on loopback; gunicorn {args.web_workers} processes each; {THREADS} client threads; "
         f"batches of {BATCH}; {args.batches} batches per round; {args.rounds} rounds, medians",
         "",
@@ -156,8 +154,7 @@ def main() -> None:
         "",
     ]
     print("\n".join(lines))
-    with open(ROOT / "bench" / "RESULTS.md", "a") as results:
-        results.write("\n".join(lines) + "\n")
+    append_results(lines)
 
 
 if __name__ == "__main__":

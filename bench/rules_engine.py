@@ -29,11 +29,16 @@ temp file removed at the end. Results are appended to bench/RESULTS.md with the 
 """
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+from bench.common import append_results, machine  # noqa: E402
+
 import argparse
 import gc
 import json
 import os
-import platform
 import random
 import shlex
 import statistics
@@ -74,21 +79,6 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def machine() -> str:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    from importlib.metadata import version
-
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"durable-rules {version('durable_rules')}, SQLAlchemy {version('SQLAlchemy')}; load average at start "
-            f"{load} (shared machine, busy with other work)")
 
 
 # --- the 100 rules ---------------------------------------------------------------------------
@@ -388,7 +378,7 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to bench/RESULTS.md")
     args = parser.parse_args()
     command = " ".join(["python bench/rules_engine.py", *(shlex.quote(arg) for arg in sys.argv[1:])])
-    about = machine()
+    about = machine("durable_rules", "SQLAlchemy")
     rng = random.Random(args.seed)
 
     with tempfile.TemporaryDirectory(prefix="triage-bench-rules-") as tmp:

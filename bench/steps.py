@@ -26,9 +26,14 @@ Replaces tests/test_workers_bench.py (the same measurement as a pytest test).
 """
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+from bench.common import append_results, machine  # noqa: E402
+
 import argparse
 import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -68,21 +73,6 @@ def noop(index: int) -> int:
     return index
 
 
-def machine() -> str:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    from importlib.metadata import version
-
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"rq {version('rq')}, redis-py {version('redis')}; load average at start {load} "
-            f"(shared machine, busy with other work)")
-
-
 def drain_rate(connection, job_ids: list[str]) -> float:
     """Jobs per second from the first start to the last end; every job must have finished."""
     from rq.job import Job, JobStatus
@@ -117,7 +107,7 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to bench/RESULTS.md")
     args = parser.parse_args()
     command = " ".join(["python bench/steps.py", *(shlex.quote(arg) for arg in sys.argv[1:])])
-    about = machine()
+    about = machine("rq", "redis")
     kinds = ("fork", "simple") if args.worker == "both" else (args.worker,)
 
     import redis

@@ -10,10 +10,15 @@ Results are appended to bench/RESULTS.md with the machine's description.
 """
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+from bench.common import append_results, free_port, machine  # noqa: E402,F401
+
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 import urllib.request
@@ -82,7 +87,7 @@ def main() -> None:
     ms = lambda v: f"{v * 1000:.0f} ms"  # noqa: E731
     lines = [
         f"## webhook to task, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"machine: {machine()}; "
         f"server: {args.url}, sequential, n={args.n}",
         "",
         "| measure | p50 | p99 |",
@@ -94,8 +99,7 @@ def main() -> None:
         "",
     ]
     print("\n".join(lines))
-    with open(ROOT / "bench" / "RESULTS.md", "a") as results:
-        results.write("\n".join(lines) + "\n")
+    append_results(lines)
 
 
 if __name__ == "__main__":
