@@ -17,6 +17,7 @@ from app.matching import compiler, conditions
 from app.matching.model import Rule, RuleSet
 
 SID = "triage"
+READY = "__triage_ready__"  # the internal priming rule; rule names start with a letter or digit
 
 
 class _QuietHost(Host):
@@ -37,7 +38,6 @@ class Matcher:
         # The C engine never releases the GIL and lost actions under concurrent calls.
         self._lock = threading.Lock()
         self._fired: list[str] = []  # filled by the rule callbacks during one assertion
-        self._acted = False  # the session has run an action: only then is delete_state safe
         self._closed = False
         self._ids = itertools.count(1)
         # Engine names are global per Host and may not be registered twice.
@@ -49,8 +49,16 @@ class Matcher:
         if rules:  # an empty ruleset matches nothing; no need for the engine
             for name, rule in rules.items():
                 rule["run"] = _recorder(self._fired, name)
+            # A rule of our own that only the priming fact matches: the session runs one action
+            # at once, which makes delete_state safe in close() (it segfaults on a session that
+            # never acted, and without it a reload leaves about 1 MB of session state behind).
+            rules[READY] = {"all": [{"m": {READY: 1}}], "run": _recorder(self._fired, READY)}
             self._host.register_rulesets({self._name: rules})
             self._engine = self._host.get_ruleset(self._name)
+            prime = {"sid": SID, "id": READY, READY: 1}
+            self._host.assert_fact(self._name, dict(prime))
+            self._host.retract_fact(self._name, dict(prime))
+            self._fired.clear()
 
     def match(self, facts: dict, include_disabled: bool = False) -> list[Rule]:
         """The rules whose conditions hold for `facts`, highest priority first.
@@ -73,7 +81,6 @@ class Matcher:
                 pass  # no rule matched
             finally:
                 fired = list(self._fired)
-                self._acted = self._acted or bool(fired)
                 self._fired.clear()
                 try:
                     self._host.retract_fact(self._name, fact)
@@ -89,11 +96,9 @@ class Matcher:
         with self._lock:
             self._closed = True
             if self._engine is not None:
-                # delete_ruleset alone leaves the session's state behind (about 1 MB per reload
-                # with 100 rules); delete_state frees it, but segfaults on a session that never
-                # ran an action (ENGINE-FACTS), hence the guard.
-                if self._acted:
-                    self._engine.delete_state(SID)
+                # delete_ruleset alone leaves the session's state behind; the session has acted
+                # (the priming fact in __init__), so delete_state is safe.
+                self._engine.delete_state(SID)
                 durable_rules_engine.delete_ruleset(self._engine._handle)
                 self._engine = None
 
