@@ -59,6 +59,7 @@ def replay(candidate: Matcher, live: Matcher, since: datetime, until: datetime, 
     report = Report(since, until, 0, Side(), Side(), candidate.ruleset.version, live.ruleset.version)
     accounts: dict[str, Account | None] = {}
     metrics_for = _metrics_function() if with_metrics else None
+    same = candidate.ruleset.version == live.ruleset.version
     try:
         query = (select(Event).where(Event.occurred_at >= since, Event.occurred_at < until)
                  .order_by(Event.occurred_at, Event.id).execution_options(yield_per=batch))
@@ -69,10 +70,15 @@ def replay(candidate: Matcher, live: Matcher, since: datetime, until: datetime, 
                 account = accounts[event.account_id] = db.session.get(Account, event.account_id)
             if account is None:
                 continue
+            health = _health(event)
+            if health is not None and health["to"] == health["from"]:
+                continue  # the same status again is no change: live processing runs no rules either
             facts = stored_event_facts(event, account, metrics_for(account.id, event.occurred_at)
-                                       if metrics_for else {}, _health(event))
-            _count(candidate, facts, event, account, report.candidate)
-            _count(live, facts, event, account, report.live)
+                                       if metrics_for else {}, health)
+            matched = candidate.match(facts)
+            _count(matched, facts, event, account, report.candidate)
+            # The same rule set on both sides (a backtest of the live rules) needs one match.
+            _count(matched if same else live.match(facts), facts, event, account, report.live)
     finally:
         db.session.rollback()  # no side effects, whatever the metrics code touched
     return report
@@ -88,11 +94,11 @@ def _health(event: Event) -> dict | None:
             "crm_from": change.crm_from if change else health.get("from")}
 
 
-def _count(matcher: Matcher, facts: dict, event: Event, account: Account, side: Side) -> None:
+def _count(matched: list, facts: dict, event: Event, account: Account, side: Side) -> None:
     launched: set[str] = set()
     at = event.occurred_at
     week = "%d-W%02d" % at.isocalendar()[:2]
-    for rule in matcher.match(facts):
+    for rule in matched:
         side.matched[rule.name] += 1
         if rule.playbook in launched:
             continue
