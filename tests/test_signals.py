@@ -154,3 +154,34 @@ def test_a_lasting_disagreement_between_crm_and_score_asks_the_csm_to_review(cli
     assert task.assignee == "ana@vendor.example"
     assert "CRM green" in task.title and "Translation quality issues" in task.instructions
     assert "active users change pct 30d" in task.instructions
+
+
+def test_scorecards_are_reloaded_when_their_files_change_and_a_broken_change_is_refused(app, db, tmp_path):
+    import os
+    import shutil
+    import time as clock
+
+    from app.signals import scores
+    from tests.conftest import ROOT
+
+    folder = tmp_path / "cards"
+    shutil.copytree(ROOT / "scorecards", folder)
+    saved = (app.config["SCORECARDS_DIR"], app.config.get("RULES_RELOAD_SECONDS"))
+    app.config.update(SCORECARDS_DIR=str(folder), RULES_RELOAD_SECONDS=0.01)
+    try:
+        scores.load(app)
+        first = scores.scorecards().version
+        card = folder / "default.yml"
+        card.write_text(card.read_text().replace("bands: {green: 70, yellow: 45, red: 0}",
+                                                 "bands: {green: 75, yellow: 45, red: 0}", 1))
+        os.utime(card, (clock.time() + 5, clock.time() + 5))
+        clock.sleep(0.02)
+        second = scores.scorecards()
+        assert second.version != first
+        card.write_text("scorecards: [ {name: broken")  # a broken edit
+        os.utime(card, (clock.time() + 10, clock.time() + 10))
+        clock.sleep(0.02)
+        assert scores.scorecards().version == second.version  # the last good set stays live
+    finally:
+        app.config.update(SCORECARDS_DIR=saved[0], RULES_RELOAD_SECONDS=saved[1] or 2)
+        scores.load(app)

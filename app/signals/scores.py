@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import logging
+import time
+
 from flask import Flask, current_app
 from sqlalchemy import select
+
+from app.catalog import files_signature
+from app.filecheck import FileErrors
 
 from app.extensions import db
 from app.intake.store import store_event
@@ -16,13 +22,34 @@ from app.models import Account, Event
 from app.models.score import HealthScore
 from app.signals.scorecards import Scorecards, load_scorecards
 
+log = logging.getLogger(__name__)
+
 
 def load(app: Flask) -> None:
-    app.extensions["triage_scorecards"] = load_scorecards(app.config["SCORECARDS_DIR"])
+    """Load scorecards/ at start (a broken file stops the start, like a broken rule file)."""
+    folder = app.config["SCORECARDS_DIR"]
+    app.extensions["triage_scorecards"] = load_scorecards(folder)
+    app.extensions["triage_scorecards_seen"] = {"signature": files_signature(folder), "checked": time.monotonic()}
 
 
 def scorecards() -> Scorecards:
-    return current_app.extensions["triage_scorecards"]
+    """The live scorecards, reloaded when their files change (checked at most every
+    RULES_RELOAD_SECONDS). A changed set that does not load is refused and logged; the last
+    good one stays live, as with rules."""
+    app = current_app._get_current_object()
+    seen = app.extensions["triage_scorecards_seen"]
+    interval = app.config.get("RULES_RELOAD_SECONDS", 2)
+    if interval > 0 and time.monotonic() - seen["checked"] >= interval:
+        seen["checked"] = time.monotonic()
+        signature = files_signature(app.config["SCORECARDS_DIR"])
+        if signature != seen["signature"]:
+            seen["signature"] = signature
+            try:
+                app.extensions["triage_scorecards"] = load_scorecards(app.config["SCORECARDS_DIR"])
+                log.info("scorecards reloaded: version %s", app.extensions["triage_scorecards"].version)
+            except FileErrors as exc:
+                log.error("scorecard files changed but do not load; the previous ones stay live:\n%s", exc)
+    return app.extensions["triage_scorecards"]
 
 
 def recompute(account: Account, at: datetime, metrics: dict) -> Event | None:
