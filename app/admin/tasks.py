@@ -223,17 +223,9 @@ class TaskView(AdminModelView):
     def action_complete(self, ids):
         from app.playbooks.tasks import TaskError, complete_task
 
-        done, skipped, failed = 0, 0, []
-        for task in self._selected(ids):
-            if task.status not in fmt.OPEN_TASK or len(task.outcomes or ["done"]) != 1:
-                skipped += 1
-                continue
-            try:
-                complete_task(task.id, None, None, actor=current_user.email)
-                done += 1
-            except TaskError as exc:
-                db.session.rollback()
-                failed.append(exc.message)
+        done, skipped, failed = self._each_selected(
+            ids, lambda task: task.status in fmt.OPEN_TASK and len(task.outcomes or ["done"]) == 1,
+            lambda task: complete_task(task.id, None, None, actor=current_user.email), TaskError)
         _report("Completed", done, skipped, failed, "need an outcome chosen or are closed")
 
     @action("snooze", "Snooze", "Snooze the selected tasks until the date given above the list?")
@@ -250,18 +242,25 @@ class TaskView(AdminModelView):
             flash("Snooze until a day in the future.", "error")
             return
         reason = (request.form.get("snooze_reason") or "").strip()[:500] or "Snoozed from the task list"
+        done, skipped, failed = self._each_selected(
+            ids, lambda task: task.status in fmt.OPEN_TASK,
+            lambda task: snooze_task(task.id, until, reason, actor=current_user.email), TaskError)
+        _report(f"Snoozed until {day.isoformat()}", done, skipped, failed, "are closed")
+
+    def _each_selected(self, ids, eligible, act, error_class) -> tuple[int, int, list[str]]:
+        """Apply a task service to each selected task the user may see: (done, skipped, errors)."""
         done, skipped, failed = 0, 0, []
         for task in self._selected(ids):
-            if task.status not in fmt.OPEN_TASK:
+            if not eligible(task):
                 skipped += 1
                 continue
             try:
-                snooze_task(task.id, until, reason, actor=current_user.email)
+                act(task)
                 done += 1
-            except TaskError as exc:
+            except error_class as exc:
                 db.session.rollback()
                 failed.append(exc.message)
-        _report(f"Snoozed until {day.isoformat()}", done, skipped, failed, "are closed")
+        return done, skipped, failed
 
     # -- one task -------------------------------------------------------------------------
 
