@@ -185,15 +185,18 @@ def test_end_to_end_a_20_percent_decline_through_the_api_and_the_rules(client, d
     from datetime import date, timedelta
 
     make_account(db, lifecycle_stage="adoption")
+    make_account(db, "steady", name="Steady AG", lifecycle_stage="adoption")
     start = date(2026, 9, 1)
-    events = [{"id": f"daily-{i}", "account_id": "acme", "type": "usage.daily",
+    events = [{"id": f"{account}-daily-{i}", "account_id": account, "type": "usage.daily",
                "occurred_at": f"{start + timedelta(days=i)}T00:00:00Z",
-               "properties": {"active_users": 50 if i < 30 else 30, "logins": 100, "features": {"reporting": 3}}}
+               "properties": {"active_users": active(i), "logins": 100, "features": {"reporting": 3}}}
+              for account, active in (("acme", lambda i: 50 if i < 30 else 30),  # a 40% decline
+                                      ("steady", lambda i: 50 + (i % 7) - 3))  # noise around 50
               for i in range(60)]
     assert client.post("/api/v1/events", json=events, headers=auth).status_code == 202
     run_jobs(max_rounds=60)
     [run] = db.session.execute(select(PlaybookRun).where(PlaybookRun.playbook == "usage-decline")).scalars().all()
-    assert run.rule == "usage-decline"
+    assert run.rule == "usage-decline" and run.account_id == "acme"  # the stable account: nothing
     assert db.session.execute(select(WatchListEntry.list_name)).scalars().all() == ["usage-decline"]
     [plan] = tasks_of(db, run.id)
     assert plan.assignee == "mo@vendor.example"
