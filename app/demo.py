@@ -270,12 +270,12 @@ def _work_open_tasks(rng: random.Random, now: datetime) -> None:
     for task in open_tasks:
         actor = task.assignee or "demo"
         roll = rng.random()
-        if hasattr(services, "comment_task") and roll < 0.35:
+        if roll < 0.35:
             services.comment_task(task.id, rng.choice(COMMENTS), actor)
-        if hasattr(services, "snooze_task") and 0.35 <= roll < 0.45:
+        if 0.35 <= roll < 0.45:
             until = now + timedelta(days=rng.randint(2, 14))
             services.snooze_task(task.id, until, rng.choice(SNOOZE_REASONS), actor)
-        elif hasattr(services, "reassign_task") and 0.45 <= roll < 0.48 and task.assignee_role != "manager":
+        elif 0.45 <= roll < 0.48 and task.assignee_role != "manager":
             team = next((t for email, _, t in CSMS if email == task.assignee), 0)
             other = rng.choice([c for c in colleagues[team] if c != task.assignee] or [task.assignee])
             if other != task.assignee:

@@ -311,7 +311,6 @@ def test_a_csm_gets_403_on_another_csms_task(web, db):
 
 
 def test_completing_tasks_through_the_form_moves_the_run_on(web, db, post_webhook, run_jobs):
-    pytest.importorskip("app.playbooks.tasks")
     from tests.conftest import health_webhook
 
     team(db)

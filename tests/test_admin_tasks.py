@@ -5,18 +5,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-import pytest
 
-from app.admin.tasks import service
 from app.models import AuditEntry, HealthChange, PlaybookRun, Task
 from tests.test_admin import (  # noqa: F401
     ANA, BEN, MO, NOW, OPS, account, add, csrf_from, page_token, signed_in, task, team, web,
 )
-
-
-def needs(name):
-    return pytest.mark.skipif(service(name) is None,
-                              reason=f"app.playbooks.tasks.{name} is not written yet (playbooks area)")
 
 
 def titles(html):
@@ -67,7 +60,6 @@ def test_bulk_complete_completes_single_outcome_tasks_in_scope_only(web, db):
                        ).status_code == 400
 
 
-@needs("snooze_task")
 def test_bulk_snooze_with_date_and_reason(web, db):
     team(db)
     account(db, "acme", ANA)
@@ -84,7 +76,6 @@ def test_bulk_snooze_with_date_and_reason(web, db):
     assert first.snoozed_until.date() == until
 
 
-@needs("snooze_task")
 def test_snooze_from_the_task_page_needs_a_reason_and_a_future_day(web, db):
     team(db)
     account(db, "acme", ANA)
@@ -105,7 +96,6 @@ def test_snooze_from_the_task_page_needs_a_reason_and_a_future_day(web, db):
     assert "Snoozed until" in page and "On holiday" in page and "task.snoozed" in page
 
 
-@needs("reassign_task")
 def test_reassign_hands_the_task_over_and_the_csm_loses_it(web, db):
     team(db)
     account(db, "acme", ANA)
@@ -127,7 +117,6 @@ def test_reassign_hands_the_task_over_and_the_csm_loses_it(web, db):
     assert signed_in(web, BEN).get(url).status_code == 200
 
 
-@needs("comment_task")
 def test_comments_are_shown_escaped_in_the_activity(web, db):
     team(db)
     account(db, "acme", ANA)

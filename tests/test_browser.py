@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import pytest
 
-from app.admin.tasks import service
 from app.models import Task
 from tests.test_admin import ANA, BEN, MO, NOW, PASSWORD, account, task, team
 
@@ -76,7 +75,6 @@ def _release(db):
     db.session.commit()
 
 
-@pytest.mark.skipif(service("snooze_task") is None, reason="app.playbooks.tasks.snooze_task is not written yet")
 def test_a_csm_works_a_task_to_done_snoozes_another_and_a_manager_sees_the_dashboard(db, page_for):
     team(db)
     account(db, "acme", ANA)

@@ -440,8 +440,6 @@ def test_rules_page_shows_a_refused_reload(app, db, rules):
 
 
 def test_event_facts_are_json_native_and_in_event_time(db):
-    from app.matching.facts import health_change_facts
-
     acme = make_account(db, renewal_date=date(2027, 3, 31), customer_since=date(2025, 3, 31), arr=120000,
                         health_status="red", score=41)
     at = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
@@ -458,9 +456,6 @@ def test_event_facts_are_json_native_and_in_event_time(db):
     assert (account["days_to_renewal"], account["days_as_customer"], account["arr"], account["score"]) == (
         131, 599, 120000.0, 41)
     assert facts["metrics"] == {"logins_7d": 12, "nps_last": None}
-    legacy = health_change_facts(to="red", previous="yellow", crm_from=None, account=acme)
-    assert (legacy["type"], legacy["to"], legacy["from"], legacy["account"]["id"]) == (
-        "account.health_changed", "red", "yellow", "acme")
 
 
 def test_reloads_start_no_threads_and_keep_matching(app, db, rules):

@@ -6,7 +6,7 @@
 - accounts.py  /admin/account/ and /admin/account/<id> (with the health chart)
 - dashboard.py /admin/dashboard/: the executive dashboard (charts drawn as inline SVG by charts.py)
 - audit.py     /admin/audit/: the audit log
-- rules.py     /admin/rules/: the loaded rules (written by the rules area; registered when present)
+- rules.py     /admin/rules/: the loaded rules, their state and fires (managers read, CS ops act)
 - queues.py    /admin/queues/: RQ queues, failed jobs, outbox backlog
 - records.py   /admin/event/, /admin/playbookrun/ (read-only)
 - cli.py       `flask users create|list|set-password`
@@ -27,6 +27,7 @@ def init_app(app: Flask) -> None:
     from app.admin.dashboard import DashboardView
     from app.admin.queues import QueuesView
     from app.admin.records import EventView, PlaybookRunView
+    from app.admin.rules import RulesView
     from app.admin.tasks import TaskView
     from app.admin.views import HomeView
     from app.models import Account, AuditEntry, Event, PlaybookRun, Task
@@ -41,9 +42,7 @@ def init_app(app: Flask) -> None:
     admin.add_view(TaskView(Task, db, name="Tasks", endpoint="task"))
     admin.add_view(AccountView(Account, db, name="Accounts", endpoint="account"))
     admin.add_view(DashboardView(name="Dashboard", endpoint="dashboard"))
-    rules_view = _rules_view()
-    if rules_view is not None:
-        admin.add_view(rules_view(name="Rules", endpoint="rules"))
+    admin.add_view(RulesView(name="Rules", endpoint="rules"))
     admin.add_view(QueuesView(name="Queues", endpoint="queues"))
     admin.add_view(AuditView(AuditEntry, db, name="Audit log", endpoint="audit"))
     admin.add_view(EventView(Event, db, name="Events", endpoint="event", category="Records"))
@@ -51,18 +50,3 @@ def init_app(app: Flask) -> None:
                                    category="Records"))
     app.extensions["triage_admin"] = admin
 
-
-def _rules_view():
-    """The rules area's `RulesView` (app/admin/rules.py), when it exists, for managers, CS ops
-    and admins: the page is theirs, who may open it is decided here."""
-    try:
-        from app.admin.rules import RulesView
-    except ModuleNotFoundError as exc:
-        if exc.name != "app.admin.rules":
-            raise  # rules.py exists but is broken: say so rather than hide the page
-        return None
-    from app.admin.access import OPERATORS
-
-    if getattr(RulesView, "roles", None) is None:
-        RulesView.roles = OPERATORS
-    return RulesView

@@ -15,6 +15,7 @@ from app.admin.access import EVERYTHING, assignee_check, may_see_account, scope_
 from app.admin.views import AdminModelView
 from app.extensions import db
 from app.models import HEALTH_STATUSES, Account, HealthChange, PlaybookRun, Task
+from app.models.score import HealthScore
 from app.models.types import utcnow
 
 # Default order of the list: the accounts that need attention first.
@@ -112,32 +113,8 @@ class AccountView(AdminModelView):
         )
 
 
-
-def score_model():
-    """The signals area's score history (`HealthScore`: account_id, at, score), or None."""
-    from app.admin.dashboard import score_model as model
-
-    found = model()
-    return None if found is None else (found, "at")
-
-
 def score_points(account_id: str) -> list[tuple]:
     """(time, score) points of one account, oldest first, for the health chart."""
-    from datetime import date, datetime, time, timezone
-
-    found = score_model()
-    if found is None:
-        return []
-    model, when = found
-    column = getattr(model, when)
-    rows = db.session.execute(select(column, model.score).where(model.account_id == account_id,
-                                                                 model.score.is_not(None))
-                              .order_by(column.desc()).limit(SCORES_LIMIT)).all()
-    points = []
-    for at, score in reversed(rows):
-        if isinstance(at, date) and not isinstance(at, datetime):
-            at = datetime.combine(at, time(), timezone.utc)
-        elif at.tzinfo is None:
-            at = at.replace(tzinfo=timezone.utc)
-        points.append((at, float(score)))
-    return points
+    rows = db.session.execute(select(HealthScore.at, HealthScore.score).where(HealthScore.account_id == account_id)
+                              .order_by(HealthScore.at.desc()).limit(SCORES_LIMIT)).all()
+    return [(at, float(score)) for at, score in reversed(rows)]

@@ -34,6 +34,7 @@ from app.admin.access import EVERYTHING, OPERATORS, scope_accounts, scope_tasks
 from app.admin.views import AdminView
 from app.extensions import db
 from app.models import HEALTH_STATUSES, Account, HealthChange, Task, User
+from app.models.score import HealthScore
 from app.models.types import UTCDateTime
 from app.redis_conn import get_redis
 
@@ -93,10 +94,7 @@ def live_figures(now: datetime) -> dict:
 
 
 def score_series(points: list[datetime]) -> list:
-    model = score_model()
-    if model is None:
-        return []
-    version = db.session.scalar(select(func.max(model.id))) or 0
+    version = db.session.scalar(select(func.max(HealthScore.id))) or 0
     slot = int(points[-1].timestamp()) // SCORES_REFRESH_SECONDS
     key = f"triage:dashboard:scores:v1:{_scope_key()}:{points[0].date().isoformat()}:{version}:{slot}"
     return cached(key, lambda: weekly_scores(points))
@@ -266,23 +264,13 @@ def score_summary() -> dict:
     return {"scored": scored, "average": None if average is None else round(float(average), 1)}
 
 
-def score_model():
-    try:
-        from app.models.score import HealthScore
-    except ImportError:  # the signals area's model; absent in older trees
-        return None
-    return HealthScore
-
-
 def weekly_scores(points: list[datetime]) -> list[float | None]:
     """The average of the scores computed in each week (None for a week without any)."""
-    model = score_model()
-    if model is None:
-        return []
     n = len(points)
     scored = scope_accounts(
-        select(_bucket(model.at, points).label("week"), model.score.label("score"))
-        .join(Account, Account.id == model.account_id).where(model.at > points[0] - timedelta(weeks=1))
+        select(_bucket(HealthScore.at, points).label("week"), HealthScore.score.label("score"))
+        .join(Account, Account.id == HealthScore.account_id)
+        .where(HealthScore.at > points[0] - timedelta(weeks=1))
     ).subquery()
     rows = db.session.execute(select(scored.c.week, func.avg(scored.c.score)).group_by(scored.c.week)).all()
     averages: list[float | None] = [None] * n

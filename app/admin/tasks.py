@@ -20,25 +20,12 @@ from app.admin.access import EVERYTHING, assignee_check, may_see_task, scope_tas
 from app.admin.views import AdminModelView
 from app.extensions import db
 from app.models import PRIORITIES, AuditEntry, Event, PlaybookRun, Task, User
+from app.models.comment import TaskComment
+from app.playbooks import tasks as task_services
+from app.playbooks.tasks import TaskError, complete_task, snooze_task
 
 DEFAULT_SNOOZE_DAYS = 7
 ACTIVITY_SHOWN = 50
-
-
-def service(name: str):
-    """A task service of app/playbooks/tasks.py (complete_task, snooze_task, reassign_task,
-    comment_task), or None while the playbooks area has not written it yet."""
-    from app.playbooks import tasks
-
-    return getattr(tasks, name, None)
-
-
-def _task_comment_model():
-    try:
-        from app.models.comment import TaskComment
-    except ImportError:
-        return None
-    return TaskComment
 
 
 class TaskStatusFilter(BaseSQLAFilter):
@@ -208,11 +195,6 @@ class TaskView(AdminModelView):
 
     # -- bulk actions ----------------------------------------------------------------------
 
-    def is_action_allowed(self, name: str) -> bool:
-        if name == "snooze":
-            return service("snooze_task") is not None
-        return super().is_action_allowed(name)
-
     def _selected(self, ids) -> list[Task]:
         """The selected tasks the signed-in user may work (others are silently out of scope)."""
         wanted = [int(i) for i in ids if str(i).isdigit()]
@@ -221,8 +203,6 @@ class TaskView(AdminModelView):
     @action("complete", "Complete",
             "Complete the selected tasks? Tasks that need an outcome chosen stay open: complete those one by one.")
     def action_complete(self, ids):
-        from app.playbooks.tasks import TaskError, complete_task
-
         done, skipped, failed = self._each_selected(
             ids, lambda task: task.status in fmt.OPEN_TASK and len(task.outcomes or ["done"]) == 1,
             lambda task: complete_task(task.id, None, None, actor=current_user.email), TaskError)
@@ -230,9 +210,6 @@ class TaskView(AdminModelView):
 
     @action("snooze", "Snooze", "Snooze the selected tasks until the date given above the list?")
     def action_snooze(self, ids):
-        from app.playbooks.tasks import TaskError
-
-        snooze_task = service("snooze_task")
         try:
             day = date.fromisoformat(request.form.get("snooze_until") or "")
         except ValueError:
@@ -298,7 +275,7 @@ class TaskView(AdminModelView):
         event = db.session.get(Event, task.event_id) if task.event_id is not None else None
         is_open = task.status in fmt.OPEN_TASK
         reassign = None
-        if is_open and service("reassign_task") is not None:
+        if is_open:
             reassign = ReassignForm(assignee=(task.assignee or "").lower())
             reassign.assignee.choices = _assignees()
         return self.render(
@@ -306,9 +283,9 @@ class TaskView(AdminModelView):
             task=task, account=task.account, run=run, event=event, step_tasks=step_tasks, may_open_task=may_open_task,
             form=self._form(task), can_complete=is_open,
             snooze=SnoozeForm(until=datetime.now(timezone.utc).date() + timedelta(days=DEFAULT_SNOOZE_DAYS))
-            if is_open and service("snooze_task") is not None else None,
+            if is_open else None,
             reassign=reassign,
-            comment=CommentForm() if service("comment_task") is not None else None,
+            comment=CommentForm(),
             activity=self._activity(task),
             show_records=current_user.role in EVERYTHING,
         )
@@ -316,15 +293,13 @@ class TaskView(AdminModelView):
     def _activity(self, task: Task) -> list[dict]:
         """Comments and audit entries of the task, newest first (two queries)."""
         items = []
-        comment_model = _task_comment_model()
-        if comment_model is not None:
-            for c in db.session.scalars(select(comment_model).where(comment_model.task_id == task.id)
-                                        .order_by(comment_model.created_at.desc()).limit(ACTIVITY_SHOWN)):
-                items.append({"at": c.created_at, "who": c.author, "kind": "comment", "text": c.text})
+        for c in db.session.scalars(select(TaskComment).where(TaskComment.task_id == task.id)
+                                    .order_by(TaskComment.created_at.desc()).limit(ACTIVITY_SHOWN)):
+            items.append({"at": c.created_at, "who": c.author, "kind": "comment", "text": c.text})
         for e in db.session.scalars(select(AuditEntry).where(AuditEntry.object_type == "task",
                                                              AuditEntry.object_id == str(task.id))
                                     .order_by(AuditEntry.at.desc()).limit(ACTIVITY_SHOWN)):
-            if e.action == "task.commented" and comment_model is not None:
+            if e.action == "task.commented":
                 continue  # shown as the comment itself
             items.append({"at": e.at, "who": e.actor, "kind": e.action, "text": e.summary})
         items.sort(key=lambda item: item["at"], reverse=True)
@@ -332,11 +307,7 @@ class TaskView(AdminModelView):
 
     def _call(self, task_id: int, name: str, *args) -> bool:
         """Call a task service; a TaskError becomes a flash. True when it worked."""
-        from app.playbooks.tasks import TaskError
-
-        function = service(name)
-        if function is None:
-            abort(404)
+        function = getattr(task_services, name)
         try:
             function(task_id, *args, actor=current_user.email)
         except TaskError as exc:
@@ -392,8 +363,6 @@ class TaskView(AdminModelView):
 
     @expose("/<int:task_id>/complete", methods=["POST"])
     def complete(self, task_id: int):
-        from app.playbooks.tasks import TaskError, complete_task
-
         task = self._visible_task(task_id)
         form = self._form(task)
         if not form.validate_on_submit():

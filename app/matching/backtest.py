@@ -21,6 +21,7 @@ from app.matching.enforcer import throttle_key
 from app.matching.facts import stored_event_facts
 from app.matching.matcher import Matcher
 from app.models import Account, Event, HealthChange
+from app.signals.metrics import metrics_for
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def replay(candidate: Matcher, live: Matcher, since: datetime, until: datetime, 
     """Run every stored event in [since, until) through both matchers."""
     report = Report(since, until, 0, Side(), Side(), candidate.ruleset.version, live.ruleset.version)
     accounts: dict[str, Account | None] = {}
-    metrics_for = _metrics_function() if with_metrics else None
+    metrics = metrics_for if with_metrics else None
     same = candidate.ruleset.version == live.ruleset.version
     try:
         query = (select(Event).where(Event.occurred_at >= since, Event.occurred_at < until)
@@ -73,8 +74,8 @@ def replay(candidate: Matcher, live: Matcher, since: datetime, until: datetime, 
             health = _health(event)
             if health is not None and health["to"] == health["from"]:
                 continue  # the same status again is no change: live processing runs no rules either
-            facts = stored_event_facts(event, account, metrics_for(account.id, event.occurred_at)
-                                       if metrics_for else {}, health)
+            facts = stored_event_facts(event, account, metrics(account.id, event.occurred_at)
+                                       if metrics else {}, health)
             matched = candidate.match(facts)
             _count(matched, facts, event, account, report.candidate)
             # The same rule set on both sides (a backtest of the live rules) needs one match.
@@ -111,14 +112,6 @@ def _count(matched: list, facts: dict, event: Event, account: Account, side: Sid
         launched.add(rule.playbook)
         side.fires[rule.name] += 1
         side.per_csm_week[(rule.name, account.csm or "(no CSM)", week)] += 1
-
-
-def _metrics_function():
-    try:
-        from app.signals.metrics import metrics_for
-    except ImportError:
-        return None
-    return metrics_for
 
 
 def format_report(report: Report) -> str:

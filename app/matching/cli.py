@@ -92,14 +92,9 @@ def facts_from_json(data: dict) -> dict:
         if isinstance(data.get("health"), dict):
             health = {"to": data["health"].get("to"), "from": account.health_status,
                       "crm_from": data["health"].get("from")}
-        metrics = {}
-        try:
-            from app.signals.metrics import metrics_for
+        from app.signals.metrics import metrics_for
 
-            metrics = metrics_for(account_id, occurred)
-        except ImportError:
-            pass
-        facts = event_facts(event=event, account=account, metrics=metrics, health=health)
+        facts = event_facts(event=event, account=account, metrics=metrics_for(account_id, occurred), health=health)
         if isinstance(data.get("account"), dict):  # the CRM body's account fields win
             facts["account"].update({k: v for k, v in data["account"].items() if k in facts["account"]})
         db.session.rollback()

@@ -57,17 +57,6 @@ def event_facts(*, event: Event, account: Account, metrics: dict | None = None, 
     return facts
 
 
-def health_change_facts(*, to: str, previous: str | None, crm_from: str | None, account: Account,
-                        event: Event | None = None, metrics: dict | None = None) -> dict:
-    """The facts of a status change (kept for callers written before `event_facts`)."""
-    health = {"to": to, "from": previous, "crm_from": crm_from}
-    if event is not None:
-        return event_facts(event=event, account=account, metrics=metrics, health=health)
-    return {"type": "account.health_changed", **health,
-            "account": account_facts_at(account, datetime.now(timezone.utc).date()),
-            "metrics": dict(metrics or {})}
-
-
 def account_facts_at(account: Account, today: date) -> dict:
     """`account_facts` plus the day counts rules ask for, as of `today` (event time)."""
     facts = account_facts(account)

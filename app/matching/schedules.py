@@ -22,6 +22,7 @@ from app.matching.facts import stored_event_facts
 from app.matching.model import SCHEDULE_EVENT, Rule
 from app.models import Account, Event
 from app.models.types import utcnow
+from app.signals.metrics import metrics_for
 
 log = logging.getLogger(__name__)
 SOURCE = "triage"
@@ -73,20 +74,12 @@ def run_due_schedules(now: datetime | None = None) -> dict:
             except IntegrityError:  # another scheduler got there first
                 continue
             counts["due"] += 1
-            facts = stored_event_facts(event, account, _metrics(account_id, now))
+            facts = stored_event_facts(event, account, metrics_for(account_id, now))
             counts["fired"] += sum(1 for firing in enforce(facts, event, account) if firing.outcome == "launched")
             db.session.commit()
     if counts["due"]:
         log.info("scheduled rules: %(due)d due, %(fired)d launched", counts)
     return counts
-
-
-def _metrics(account_id: str, at: datetime) -> dict:
-    try:
-        from app.signals.metrics import metrics_for
-    except ImportError:  # the signals subsystem is not there yet
-        return {}
-    return metrics_for(account_id, at)
 
 
 def run_due_schedules_job() -> dict:
