@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app
-from rq import Retry
 from sqlalchemy import update
 
 from app.accounts import apply_account_facts, lock_account, record_health_change
@@ -26,7 +24,7 @@ from app.signals.metrics import metrics_for
 from app.signals.rollups import USAGE_TYPES, apply_usage_event
 from app.signals.scores import recompute as recompute_score
 from workers.context import with_app
-from workers.queues import EVENTS, queue
+from workers.queues import EVENTS, queue, retry_policy
 
 log = logging.getLogger(__name__)
 CRM_TYPES = ("account.health_changed", "account.updated")
@@ -43,9 +41,7 @@ def enqueue_process_events(event_ids: list[int]) -> None:
     """One job for one event; one job per batch for a batch (the events API's 1,000)."""
     if not event_ids:
         return
-    intervals = current_app.config["EVENT_RETRY_INTERVALS"]
-    options = dict(retry=Retry(max=len(intervals), interval=list(intervals)), result_ttl=3600,
-                   failure_ttl=30 * 86400)
+    options = dict(retry=retry_policy("EVENT_RETRY_INTERVALS"), result_ttl=3600, failure_ttl=30 * 86400)
     if len(event_ids) == 1:
         queue(EVENTS).enqueue(process_event, event_ids[0], job_id=event_job_id(event_ids[0]), job_timeout=120,
                               **options)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from rq import Retry, get_current_job
+from rq import get_current_job
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select
@@ -26,7 +26,7 @@ from app.redis_conn import get_redis
 from workers.context import with_app
 from workers.leases import StepLease
 from workers.events import enqueue_process_events, event_job_id, process_event  # noqa: F401 (re-exported)
-from workers.queues import EVENTS, STEPS, queue
+from workers.queues import EVENTS, STEPS, queue, retry_policy
 
 log = logging.getLogger(__name__)
 # An event whose job keeps failing stays in the failed-job registry for a person to retry.
@@ -41,21 +41,13 @@ def step_job_id(step_id: int) -> str:
 
 # ---- enqueueing -------------------------------------------------------------------------
 
-def _retry(setting: str) -> Retry:
-    """Retry with backoff; the intervals (seconds) are settings, so tests can use zeros."""
-    from flask import current_app
-
-    intervals = current_app.config[setting]
-    return Retry(max=len(intervals), interval=list(intervals))
-
-
 def enqueue_step_jobs(step_ids: list[int], timeouts: dict[int, int] | None = None) -> None:
     """One job per step (id `step-<id>`), retried with backoff; `timeouts` in seconds per step."""
     if not step_ids:
         return
     q = queue(STEPS)
     q.enqueue_many([
-        q.prepare_data(run_step, args=(step_id,), job_id=step_job_id(step_id), retry=_retry("STEP_RETRY_INTERVALS"),
+        q.prepare_data(run_step, args=(step_id,), job_id=step_job_id(step_id), retry=retry_policy("STEP_RETRY_INTERVALS"),
                        timeout=(timeouts or {}).get(step_id) or DEFAULT_STEP_TIMEOUT, result_ttl=3600,
                        failure_ttl=30 * 86400)
         for step_id in step_ids
@@ -115,7 +107,7 @@ def _run_action(step, run, account, playbook, spec, action) -> str:
         db.session.commit()
         queue(STEPS).enqueue_at(result.until, run_step, step_id,
                                 job_id=f"{step_job_id(step_id)}-wake-{int(result.until.timestamp())}",
-                                retry=_retry("STEP_RETRY_INTERVALS"), failure_ttl=30 * 86400)
+                                retry=retry_policy("STEP_RETRY_INTERVALS"), failure_ttl=30 * 86400)
         return f"waiting until {result.until.isoformat()}"
     step.status, step.result, step.finished_at, step.wake_at = "succeeded", result or {}, utcnow(), None
     advance(run, playbook, account)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app
-from rq import Queue
+from rq import Queue, Retry
 
 from app.redis_conn import get_redis
 
@@ -14,3 +14,9 @@ ALL = (EVENTS, STEPS, MAINTENANCE)
 
 def queue(name: str, app=None) -> Queue:
     return Queue(name, connection=get_redis(app or current_app))
+
+
+def retry_policy(setting: str) -> Retry:
+    """Retry with backoff; the intervals (seconds) are settings, so tests can use zeros."""
+    intervals = current_app.config[setting]
+    return Retry(max=len(intervals), interval=list(intervals))
