@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import statistics
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import machine  # noqa: E402
 
 BUDGET_MS = 150
 # Indexes the pages want at this size, not (yet) in the migrations: the scoping compares
@@ -201,18 +201,6 @@ def count_statements(engine, client, url: str) -> int:
     finally:
         event.remove(engine, "before_cursor_execute", count)
     return len(statements)
-
-
-def machine() -> str:
-    cpu = ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.platform()}, {cpu or platform.processor()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main() -> None:

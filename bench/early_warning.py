@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import machine  # noqa: E402
 WARM_UP_DAYS = 60
 LEAD_DAYS = 30
 
@@ -123,7 +123,7 @@ def main() -> None:
     lines = [
         f"## early warning, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"`.venv/bin/python bench/early_warning.py --accounts {args.accounts} --days {args.days} --seed {args.seed}`; "
-        f"{len(events)} events, replayed in {elapsed:.0f}s; machine: {platform.platform()}, {os.cpu_count()} cores",
+        f"{len(events)} events, replayed in {elapsed:.0f}s; machine: {machine()}",
         "",
         "| measure | result |",
         "| --- | --- |",
