@@ -7,7 +7,6 @@ from datetime import datetime
 from sqlalchemy import insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Event, OutboxEntry
@@ -18,24 +17,13 @@ log = logging.getLogger(__name__)
 
 def store_event(*, source: str, external_id: str, type: str, account_id: str,
                 occurred_at: datetime, payload: dict) -> Event | None:
-    """Add the event and its outbox row in a savepoint; None if this id was seen before.
+    """One event through `store_events`; the stored Event, or None if this id was seen before.
 
     The caller commits: only then may it answer 202.
     """
-    exists = db.session.query(Event.id).filter_by(source=source, external_id=external_id).first()
-    if exists:
-        return None
-    event = Event(source=source, external_id=external_id, type=type, account_id=account_id,
-                  occurred_at=occurred_at, payload=payload)
-    try:
-        with db.session.begin_nested():
-            db.session.add(event)
-            db.session.flush()
-            db.session.add(OutboxEntry(event_id=event.id))
-    except IntegrityError:
-        # A concurrent delivery of the same id won the race.
-        return None
-    return event
+    event_ids, _ = store_events(source, [{"external_id": external_id, "type": type, "account_id": account_id,
+                                          "occurred_at": occurred_at, "payload": payload}])
+    return db.session.get(Event, event_ids[0]) if event_ids else None
 
 
 def store_events(source: str, rows: list[dict]) -> tuple[list[int], int]:
