@@ -5,8 +5,7 @@
 Does what `make run` does, in a throwaway instance folder: migrates, creates the demo team
 and loads the demo portfolio through the real pipeline (embedded Redis), then serves the app on
 a free port with a real RQ worker running beside it, signs in with Playwright driving Debian's
-Chromium, takes the pictures, and stops everything it started. (It migrates to all heads itself,
-so it also works while parallel migrations await their merge.)
+Chromium, takes the pictures, and stops everything it started.
 """
 from __future__ import annotations
 
@@ -83,6 +82,9 @@ def shoot(base: str, password: str) -> None:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     import threading
 
     folder = tempfile.TemporaryDirectory(prefix="triage-shots-")
