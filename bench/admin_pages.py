@@ -52,7 +52,7 @@ def generate(db, accounts: int, tasks: int, seed: int = 11) -> dict:
 
     from app.models import (Account, AuditEntry, Contact, Event, HealthChange, PlaybookRun, RunStep, Task,
                             User)
-    from app.admin.dashboard import score_model
+    from app.models.score import HealthScore
 
     rng = random.Random(seed)
     now = datetime.now(timezone.utc)
@@ -133,9 +133,7 @@ def generate(db, accounts: int, tasks: int, seed: int = 11) -> dict:
     tables = [(User, users), (Account, account_rows), (Contact, contact_rows), (Event, event_rows),
               (HealthChange, change_rows), (PlaybookRun, run_rows), (RunStep, step_rows), (Task, task_rows),
               (AuditEntry, audit_rows)]
-    model = score_model()
-    if model is not None:
-        tables.append((model, score_rows))
+    tables.append((HealthScore, score_rows))
     counts = {}
     for model_class, rows in tables:
         started = time.perf_counter()
@@ -282,12 +280,12 @@ def run(args, database: str, instance: Path) -> None:
         ("CSM: customer 360", "csm", f"/admin/account/{ids['account_id']}"),
         ("manager: team's tasks", "manager", "/admin/task/"),
         ("manager: dashboard", "manager", "/admin/dashboard/"),
-        ("manager: dashboard, cold (no cached figures)", "manager", "/admin/dashboard/?cold"),
+        ("manager: dashboard, stale (asks a worker to refresh)", "manager", "/admin/dashboard/?stale"),
         ("ops: all tasks", "ops", "/admin/task/"),
         ("ops: all tasks, search", "ops", "/admin/task/?search=Customer+42"),
         ("ops: accounts", "ops", "/admin/account/"),
         ("ops: dashboard (10,000 accounts)", "ops", "/admin/dashboard/"),
-        ("ops: dashboard, cold (no cached figures)", "ops", "/admin/dashboard/?cold"),
+        ("ops: dashboard, stale (asks a worker to refresh)", "ops", "/admin/dashboard/?stale"),
         ("ops: audit log", "ops", "/admin/audit/"),
         ("ops: audit log, one actor", "ops", f"/admin/audit/?flt0_actor_equals={ids['csm']}"),
         ("ops: queues", "ops", "/admin/queues/"),
@@ -296,17 +294,34 @@ def run(args, database: str, instance: Path) -> None:
     ]
     results = []
     # No app context around the requests: each request gets its own, and its own `g`.
-    def forget_dashboard():
+    # The dashboard's figures are computed by a worker job (workers/dashboard_jobs.py), not in
+    # the page: time that job per scope, as the worker runs it, then the pages that read them.
+    with app.app_context():
+        from app.admin import dashboard_snapshot
+
+        started = time.perf_counter()
+        scopes = dashboard_snapshot.refresh()
+        warm_seconds = time.perf_counter() - started
+    print(f"dashboard refresh job: {len(scopes)} scopes in {warm_seconds * 1000:.0f} ms", flush=True)
+
+    def make_stale():
+        """Age the stored figures past LIVE_SECONDS and drop the refresh lock, so the page
+        takes its stale path (reads, then enqueues a refresh) every time."""
         with app.app_context():
+            import json
+
             from app.redis_conn import get_redis
 
             connection = get_redis()
-            keys = list(connection.scan_iter("triage:dashboard:*"))
-            if keys:
-                connection.delete(*keys)
+            for key in connection.scan_iter("triage:dashboard:v2:*"):
+                snapshot = json.loads(connection.get(key))
+                snapshot["as_of"] = (datetime.fromisoformat(snapshot["as_of"]) - timedelta(hours=1)).isoformat()
+                connection.set(key, json.dumps(snapshot))
+            for key in connection.scan_iter("triage:dashboard:refreshing:*"):
+                connection.delete(key)
 
     for label, role, url in pages:
-        samples = time_page(clients[role], url, args.n, before=forget_dashboard if url.endswith("?cold") else None)
+        samples = time_page(clients[role], url, args.n, before=make_stale if url.endswith("?stale") else None)
         statements = count_statements(engine, clients[role], url)
         results.append((label, url, statistics.median(samples), sorted(samples)[int(0.95 * (len(samples) - 1))],
                         statements))
@@ -328,7 +343,10 @@ def run(args, database: str, instance: Path) -> None:
         lines.append(f"| {label} (`{url}`) | {p50 * 1000:.1f} ms | {p95 * 1000:.1f} ms | "
                      f"{p50 / baseline:.0f}x | {statements} |")
     verdict = "every page under" if slowest * 1000 < BUDGET_MS else "NOT every page under"
-    lines += ["", f"{verdict} {BUDGET_MS} ms at p95 (slowest p95: {slowest * 1000:.0f} ms).", ""]
+    lines += ["", f"{verdict} {BUDGET_MS} ms at p95 (slowest p95: {slowest * 1000:.0f} ms).",
+              f"The dashboard's figures are computed by a worker job, not in a page: refreshing all "
+              f"{len(scopes)} scopes (everyone and each manager's team) took {warm_seconds * 1000:.0f} ms "
+              "in one run.", ""]
     print("\n".join(lines))
     if not args.no_write:
         with open(ROOT / "bench" / "RESULTS.md", "a") as out:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event as sa_event
 
-from app.admin.dashboard import cancellations, status_over_time, trend, week_points
+from app.admin.dashboard_figures import cancellations, status_over_time, trend, week_points
 from app.models import AuditEntry, HealthChange
 from tests.test_admin import ANA, BEN, MO, NOW, OPS, account, add, signed_in, task, team, web  # noqa: F401
 
@@ -81,24 +81,80 @@ def test_the_dashboard_is_for_managers_and_ops_and_a_manager_sees_their_team(web
     assert 'data-email="ben@vendor.example"' not in html
 
 
-def test_the_dashboard_queries_do_not_grow_with_the_portfolio(web, db):
+def _statements(engine, action):
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        action()
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    return statements
+
+
+def test_the_dashboard_queries_do_not_grow_with_the_portfolio_and_a_warm_page_only_reads(web, db):
+    from app.admin import dashboard_snapshot
+
     _portfolio(db)
     for i in range(30):
         account(db, f"more-{i:02}", ANA if i % 2 else BEN, health_status="yellow")
         change(db, f"more-{i:02}", "yellow", i + 1)
         task(db, f"more-{i:02}", ANA, f"T{i}")
     client = signed_in(web, OPS)
-    statements = []
+    # The figures for everyone and Mo's team: a handful of grouped queries per scope, whatever the size.
+    refreshed = []
+    computing = _statements(db.engine, lambda: refreshed.extend(dashboard_snapshot.refresh()))
+    assert sorted(refreshed) == ["all", f"team:{MO}"]
+    assert len(computing) <= 2 * 14, computing
+    # The page itself: who is signed in and whether the history changed; no figure is computed.
+    page = _statements(db.engine, lambda: client.get("/admin/dashboard/"))
+    assert len(page) <= 3, page
+    assert not any("GROUP BY" in s.upper() for s in page), page
 
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
 
-    sa_event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        assert client.get("/admin/dashboard/").status_code == 200
-    finally:
-        sa_event.remove(db.engine, "before_cursor_execute", count)
-    assert len(statements) <= 12, statements  # user, two versions, 9 grouped queries
+def test_a_stale_dashboard_is_shown_as_of_its_time_and_refreshed_by_a_worker(web, db, run_jobs):
+    from app.admin import dashboard_snapshot
+    from app.redis_conn import get_redis
+    from workers.queues import MAINTENANCE, queue
+
+    _portfolio(db)
+    client = signed_in(web, OPS)
+    first = client.get("/admin/dashboard/").get_data(as_text=True)  # never computed: computed once, here
+    assert re.search(r'data-status="black"[^>]*>1<', first)
+    # A late delivery and a new cancellation: the page keeps its figures and asks a worker for new ones.
+    change(db, "initech", "red", 30, previous="green")
+    change(db, "initech", "black", 1, previous="red")
+    db.session.execute(db.text("UPDATE accounts SET health_status = 'black' WHERE id = 'initech'"))
+    db.session.commit()
+    stale = client.get("/admin/dashboard/").get_data(as_text=True)
+    assert re.search(r'data-status="black"[^>]*>1<', stale)
+    assert queue(MAINTENANCE).count == 1
+    client.get("/admin/dashboard/")
+    assert queue(MAINTENANCE).count == 1  # one refresh per scope at a time
+    run_jobs()
+    assert not get_redis().exists("triage:dashboard:refreshing:all")
+    fresh = client.get("/admin/dashboard/").get_data(as_text=True)
+    assert re.search(r'data-status="black"[^>]*>2<', fresh)
+    snapshot = dashboard_snapshot.load("all")
+    assert sum(snapshot["history"]["over_time"]["red"]) >= 4  # initech's red weeks a month ago are in
+    assert snapshot["history"]["cancellations"][-1] + snapshot["history"]["cancellations"][-2] == 2
+
+
+def test_the_periodic_job_warms_every_scope(web, db, run_jobs):
+    from app.admin import dashboard_snapshot
+    from workers.dashboard_jobs import warm_dashboards
+    from workers.schedule import PERIODIC
+
+    _portfolio(db)
+    assert warm_dashboards in [job["func"] for job in PERIODIC]
+    assert dashboard_snapshot.load("all") is None
+    warm_dashboards()
+    team_view = dashboard_snapshot.load(f"team:{MO}")
+    assert team_view["live"]["now_counts"]["red"]["count"] == 1 and "black" not in team_view["live"]["now_counts"]
+    assert dashboard_snapshot.load("all")["live"]["now_counts"]["black"]["count"] == 1
 
 
 def test_the_audit_log_lists_newest_first_with_filters(web, db):
@@ -125,28 +181,6 @@ def test_the_audit_log_lists_newest_first_with_filters(web, db):
     by_actor = client.get(f"/admin/audit/?flt0_actor_equals={OPS}").get_data(as_text=True)
     assert "rule.disabled" in by_actor and "task.completed" not in by_actor
     assert signed_in(web, MO).get("/admin/audit/").status_code == 200
-
-
-def test_the_weekly_history_is_computed_afresh_after_any_new_health_change(app, db):
-    from flask_login import login_user
-
-    from app.admin.dashboard import history_series
-    from app.models import User
-
-    _portfolio(db)
-    points = week_points(NOW)
-    with app.test_request_context():
-        login_user(db.session.query(User).filter_by(email=OPS).one())
-        before = history_series(points)["over_time"]
-    # A late delivery: initech was red for two weeks a month ago. The cached series must not hide it.
-    change(db, "initech", "red", 30, previous="green")
-    change(db, "initech", "green", 15, previous="red")
-    with app.test_request_context():
-        login_user(db.session.query(User).filter_by(email=OPS).one())
-        assert history_series(points)["over_time"] == history_series(points)["over_time"]  # cached
-        after = history_series(points)["over_time"]
-    assert sum(after["red"]) >= sum(before["red"]) + 2
-    assert after["green"][-1] == before["green"][-1] == 1
 
 
 def test_the_rules_page_is_in_the_menu_for_managers_and_ops(web, db):

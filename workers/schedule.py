@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from app.matching.schedules import run_due_schedules_job
+from workers.dashboard_jobs import warm_dashboards
 from workers.jobs import sweep
 from workers.queues import MAINTENANCE
 from workers.recovery import recover_lost_steps
@@ -21,5 +22,7 @@ PERIODIC = [
     {"func": run_due_schedules_job, "interval": 3600, "queue": MAINTENANCE, "name": "scheduled-rules"},
     # Health scores move on daily even for accounts that went silent; then CRM-vs-score reviews.
     {"func": recompute_scores, "interval": 86400, "queue": MAINTENANCE, "name": "recompute-scores"},
+    # The executive dashboard's figures for everyone and each manager's team, so a page view only reads them.
+    {"func": warm_dashboards, "interval": 60, "queue": MAINTENANCE, "name": "warm-dashboards"},
     {"func": review_health_statuses, "interval": 86400, "queue": MAINTENANCE, "name": "review-health-statuses"},
 ]
