@@ -1,7 +1,11 @@
 """The RQ worker: `python -m workers.worker` (with RQ's scheduler for retries and waits).
 
-It loads the app once (rules, playbooks, settings); each job runs in a forked child,
-so a crashing or killed job never takes the worker down.
+It loads the app once (rules, playbooks, settings). By default each job runs in a forked
+child, so a crashing or killed job never takes the worker down. `--simple` runs jobs in the
+worker's own process: no fork and no new database connection per job (several times the
+throughput, see bench/RESULTS.md), at the price that a job that crashes the interpreter takes
+the worker with it; its event or step is then recovered like any other whose worker died
+(the outbox sweeper, the step leases). Run it under a supervisor that restarts it.
 """
 from __future__ import annotations
 
@@ -16,13 +20,21 @@ from workers.context import get_app
 from workers.queues import ALL, queue
 
 
-class TriageWorker(Worker):
-    """Checks for changed rule and playbook files before each fork, so a reload happens once
-    in the parent rather than in every short-lived job process."""
+class CatalogRefresh:
+    """Checks for changed rule and playbook files before each job (before the fork, in the
+    forking worker), so a reload happens once in the long-lived process."""
 
     def execute_job(self, job, queue):
         catalog.refresh(get_app())
         return super().execute_job(job, queue)
+
+
+class TriageWorker(CatalogRefresh, Worker):
+    pass
+
+
+class TriageSimpleWorker(CatalogRefresh, SimpleWorker):
+    pass
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,13 +42,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     parser.add_argument("--simple", action="store_true", help="run jobs in this process (no fork)")
     parser.add_argument("--name", help="worker name (default: host and pid)")
+    parser.add_argument("--max-jobs", type=int, help="exit after this many jobs (a supervisor starts a fresh one)")
     args = parser.parse_args(argv)
     app = get_app()
     with app.app_context():
-        worker_class = SimpleWorker if args.simple else TriageWorker
+        worker_class = TriageSimpleWorker if args.simple else TriageWorker
         worker = worker_class([queue(name) for name in ALL], connection=get_redis(), name=args.name)
         logging.getLogger("rq.worker").setLevel(logging.INFO)
-        worker.work(burst=args.burst, with_scheduler=True)
+        worker.work(burst=args.burst, with_scheduler=True, max_jobs=args.max_jobs)
 
 
 if __name__ == "__main__":
