@@ -474,3 +474,35 @@ def test_reloads_start_no_threads_and_keep_matching(app, db, rules):
             {"type": "usage.daily", "metrics": DOWN})] == ["decline"]
     assert threading.active_count() == before
     assert old.match({"type": "usage.daily", "metrics": DOWN})  # a matcher still held keeps working
+
+
+def test_rules_page_shows_each_rules_last_error(app, db, rules):
+    from flask import g, request_started
+
+    from app.models import PlaybookRun
+
+    def fresh_g(sender, **extra):
+        g.__dict__.clear()
+
+    rules(DECLINE)
+    acme = make_account(db)
+    fire(db, acme, metrics=DOWN)
+    firing = db.session.scalars(select(RuleFiring)).one()
+    # An older refusal, then a newer failed run: the newer one is the rule's last error.
+    firing.outcome, firing.detail, firing.fired_at = "param_error", "'{{ nope }}' is undefined", NOW - timedelta(days=2)
+    db.session.add(PlaybookRun(playbook="p", playbook_version="1", account_id=acme.id, rule="decline",
+                               status="failed", status_note="step notify: <b>SMTP refused</b>",
+                               started_at=NOW - timedelta(days=1), finished_at=NOW - timedelta(hours=20)))
+    db.session.commit()
+    request_started.connect(fresh_g, app)
+    try:
+        page = sign_in(app, db, "ops@vendor.example", "csops").get("/admin/rules/").get_data(as_text=True)
+        cell = re.search(r'<td class="small rule-error">(.*?)</td>', page, re.S).group(1)
+        assert "run failed: step notify: &lt;b&gt;SMTP refused&lt;/b&gt;" in cell and "/admin/playbookrun/" in cell
+        db.session.execute(db.text("UPDATE playbook_runs SET rule = NULL WHERE status = 'failed'"))
+        db.session.commit()
+        page = sign_in(app, db, "mo@vendor.example", "manager").get("/admin/rules/").get_data(as_text=True)
+        cell = re.search(r'<td class="small rule-error">(.*?)</td>', page, re.S).group(1)
+        assert "param_error: &#39;{{ nope }}&#39; is undefined" in cell
+    finally:
+        request_started.disconnect(fresh_g, app)

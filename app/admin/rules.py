@@ -18,7 +18,7 @@ from app.admin.access import EVERYTHING, OPERATORS
 from app.admin.views import AdminView
 from app.extensions import db
 from app.matching.enforcer import is_enabled
-from app.models import RuleFiring
+from app.models import PlaybookRun, RuleFiring
 from app.models.rule_state import RuleState
 from app.models.types import utcnow
 
@@ -32,6 +32,29 @@ def _fire_counts(days: int) -> dict[str, int]:
     return dict(rows)
 
 
+# Firings that did not launch because something was wrong (not a throttle or an open run).
+ERROR_OUTCOMES = ("param_error", "braked")
+
+
+def _last_errors() -> dict[str, dict]:
+    """Per rule, the newest of: a firing refused for an error (its detail), or a run it
+    launched that failed (the run's note). Two grouped look-ups, whatever the history's size."""
+    errors: dict[str, dict] = {}
+    newest_firings = select(func.max(RuleFiring.id)).where(RuleFiring.outcome.in_(ERROR_OUTCOMES)) \
+        .group_by(RuleFiring.rule)
+    for firing in db.session.scalars(select(RuleFiring).where(RuleFiring.id.in_(newest_firings))):
+        errors[firing.rule] = {"at": firing.fired_at, "text": f"{firing.outcome}: {firing.detail or ''}".strip(": "),
+                               "run_id": None}
+    newest_runs = select(func.max(PlaybookRun.id)).where(PlaybookRun.status == "failed",
+                                                         PlaybookRun.rule.is_not(None)).group_by(PlaybookRun.rule)
+    for run in db.session.scalars(select(PlaybookRun).where(PlaybookRun.id.in_(newest_runs))):
+        at = run.finished_at or run.started_at
+        if run.rule not in errors or errors[run.rule]["at"] < at:
+            errors[run.rule] = {"at": at, "text": f"run failed: {run.status_note or ''}".strip(": "),
+                                "run_id": run.id}
+    return errors
+
+
 class RulesView(AdminView):
     roles = OPERATORS  # managers read; CS ops and admins switch (may_switch)
 
@@ -42,7 +65,7 @@ class RulesView(AdminView):
     def index(self):
         live = catalog.current()
         states = {state.rule: state for state in db.session.scalars(select(RuleState))}
-        week, month = _fire_counts(7), _fire_counts(30)
+        week, month, errors = _fire_counts(7), _fire_counts(30), _last_errors()
         rows = []
         for rule in live.ruleset.rules:
             state = states.get(rule.name)
@@ -51,6 +74,7 @@ class RulesView(AdminView):
                 "overridden": state is not None and state.enabled is not None and state.enabled != rule.enabled,
                 "paused": state is not None and state.paused_at is not None,
                 "fires_7d": week.get(rule.name, 0), "fires_30d": month.get(rule.name, 0),
+                "last_error": errors.get(rule.name),
             })
         error, error_at = catalog.reload_error()
         return self.render("triage_admin/rules.html", rows=rows, version=live.ruleset.version,
