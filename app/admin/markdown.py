@@ -20,26 +20,41 @@ _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
 _ITALIC = re.compile(r"(?<![*\w])\*(?!\s)(.+?)(?<!\s)\*(?!\*)|(?<![_\w])_(?!\s)(.+?)(?<!\s)_(?![_\w])")
 
 
-def _inline(line: str) -> str:
-    """Inline markup on one line of raw text; returns escaped HTML."""
-    html = str(escape(line))
-    codes: list[str] = []
-
-    def keep_code(match: re.Match) -> str:
-        codes.append(f"<code>{match.group(1)}</code>")
-        return f"\x00{len(codes) - 1}\x00"
-
-    html = _CODE.sub(keep_code, html)
-    html = _LINK.sub(lambda m: f'<a href="{m.group(2)}" rel="noopener noreferrer" target="_blank">{m.group(1)}</a>',
-                     html)
+def _emphasis(html: str) -> str:
     html = _BOLD.sub(lambda m: f"<strong>{m.group(1) or m.group(2)}</strong>", html)
-    html = _ITALIC.sub(lambda m: f"<em>{m.group(1) or m.group(2)}</em>", html)
-    return re.sub("\x00(\\d+)\x00", lambda m: codes[int(m.group(1))], html)
+    return _ITALIC.sub(lambda m: f"<em>{m.group(1) or m.group(2)}</em>", html)
+
+
+def _inline(line: str) -> str:
+    """Inline markup on one line of raw text (without NUL characters); returns escaped HTML.
+
+    Code spans and finished links are set aside behind NUL-delimited placeholders, so that
+    emphasis never reaches inside them (a `*` or `_` in a URL once put `<em>` into the href).
+    """
+    html = str(escape(line))
+    kept: list[str] = []
+
+    def keep(piece: str) -> str:
+        kept.append(piece)
+        return f"\x00{len(kept) - 1}\x00"
+
+    html = _CODE.sub(lambda m: keep(f"<code>{m.group(1)}</code>"), html)
+    html = _LINK.sub(lambda m: keep(f'<a href="{m.group(2)}" rel="noopener noreferrer" target="_blank">'
+                                    f"{_emphasis(m.group(1))}</a>"), html)
+    html = _emphasis(html)
+
+    def expand(text: str) -> str:  # a link's text may hold a code span
+        return re.sub("\x00(\\d+)\x00", lambda m: expand(kept[int(m.group(1))]), text)
+
+    return expand(html)
 
 
 def render(source: str | None) -> Markup:
     if not source:
         return Markup("")
+    # NUL is no text anyone writes, and _inline's placeholders use it: data holding
+    # "\x000\x00" would otherwise stand for a code span (or fail the page).
+    source = source.replace("\x00", "")
     out: list[str] = []
     paragraph: list[str] = []
     list_tag: str | None = None
