@@ -465,6 +465,35 @@ def test_the_queues_page_shows_workers_and_the_outbox_backlog(web, db):
     assert "<strong>1</strong> event(s) not yet processed" in html and "backlog" in html
 
 
+def test_the_queues_page_lists_scheduled_and_running_jobs(web, db):
+    from datetime import datetime, timezone
+
+    from app.redis_conn import get_redis
+    from workers.queues import STEPS, queue
+
+    team(db)
+    later = queue(STEPS).enqueue_in(timedelta(hours=2), explode, "<b>later</b>")
+    sooner = queue(STEPS).enqueue_in(timedelta(minutes=5), explode, "sooner")
+    running = queue(STEPS).enqueue(explode, "running")
+    running.started_at, running.worker_name = datetime.now(timezone.utc), "worker-on-host-2"
+    running.save()
+    # What a worker records when it starts a job (RQ 2: one execution per attempt).
+    from rq.executions import Execution
+
+    with get_redis().pipeline() as pipe:
+        queue(STEPS).started_job_registry.add_execution(Execution.create(running, ttl=60, pipeline=pipe,
+                                                                         worker_name="worker-on-host-2"),
+                                                        pipeline=pipe, ttl=60)
+        pipe.execute()
+    html = signed_in(web, OPS).get("/admin/queues/").get_data(as_text=True)
+    scheduled = html[html.index('id="scheduled-steps"'):]
+    assert scheduled.index(sooner.id) < scheduled.index(later.id)  # next first
+    assert "&lt;b&gt;later&lt;/b&gt;" in scheduled and "<b>later</b>" not in html
+    started = html[html.index('id="started-steps"'):html.index('id="scheduled-steps"')]
+    assert running.id in started and "worker-on-host-2" in started
+    assert 'href="#scheduled-steps">2</a>' in html and 'href="#started-steps">1</a>' in html
+
+
 # -- the CLI ------------------------------------------------------------------------------
 
 

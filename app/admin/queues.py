@@ -1,4 +1,5 @@
-"""Queues: what the workers have to do, what failed, and the outbox backlog.
+"""Queues: what the workers have to do, what runs now, what waits for its time, what
+failed (with the traceback, Retry and Delete), and the outbox backlog.
 
 A small own page rather than rq-dashboard: it sits behind the admin's sign-in and
 CSRF like every other page, and needs nothing beyond RQ's registries.
@@ -27,6 +28,7 @@ from workers.queues import ALL, queue
 
 log = logging.getLogger(__name__)
 FAILED_SHOWN = 50  # newest failed jobs listed per queue
+LISTED = 20  # started and scheduled jobs listed per queue
 
 
 @dataclass
@@ -39,6 +41,15 @@ class FailedJob:
 
 
 @dataclass
+class JobRow:
+    id: str
+    func_name: str
+    description: str
+    at: datetime | None  # started at, or scheduled for
+    worker: str | None = None
+
+
+@dataclass
 class QueueState:
     name: str
     queued: int
@@ -47,6 +58,35 @@ class QueueState:
     deferred: int
     failed: int
     failed_jobs: list[FailedJob] = field(default_factory=list)
+    started_jobs: list[JobRow] = field(default_factory=list)
+    scheduled_jobs: list[JobRow] = field(default_factory=list)
+
+
+def _names(job: Job) -> tuple[str, str]:
+    try:
+        return job.func_name, job.description or ""
+    except Exception:  # noqa: BLE001  (an unreadable payload still deserves a row)
+        return "(unreadable)", ""
+
+
+def _started_jobs(registry) -> list[JobRow]:
+    ids = registry.get_job_ids(0, LISTED - 1)
+    rows = []
+    for job in Job.fetch_many(ids, connection=registry.connection):
+        if job is not None:  # finished between the two reads
+            rows.append(JobRow(job.id, *_names(job), at=job.started_at, worker=job.worker_name))
+    return rows
+
+
+def _scheduled_jobs(registry) -> list[JobRow]:
+    """The next LISTED jobs by their time (the registry is a sorted set scored by it)."""
+    entries = registry.connection.zrange(registry.key, 0, LISTED - 1, withscores=True)
+    ids = [entry.decode() for entry, _ in entries]
+    rows = []
+    for (_, score), job in zip(entries, Job.fetch_many(ids, connection=registry.connection)):
+        if job is not None:
+            rows.append(JobRow(job.id, *_names(job), at=datetime.fromtimestamp(score, timezone.utc)))
+    return rows
 
 
 def _failed_jobs(registry: FailedJobRegistry) -> list[FailedJob]:
@@ -56,10 +96,7 @@ def _failed_jobs(registry: FailedJobRegistry) -> list[FailedJob]:
     for job_id, job in zip(ids, jobs):
         if job is None:  # expired between the two reads
             continue
-        try:
-            func_name, description = job.func_name, job.description or ""
-        except Exception:  # noqa: BLE001  (an unreadable payload still deserves a row)
-            func_name, description = "(unreadable)", ""
+        func_name, description = _names(job)
         result = job.latest_result()
         shown.append(FailedJob(id=job_id, func_name=func_name, description=description, ended_at=job.ended_at,
                                exc_string=(result.exc_string if result is not None else None) or ""))
@@ -75,6 +112,7 @@ def queue_states() -> list[QueueState]:
             name=name, queued=q.count, started=q.started_job_registry.count,
             scheduled=q.scheduled_job_registry.count, deferred=q.deferred_job_registry.count,
             failed=failed.count, failed_jobs=_failed_jobs(failed),
+            started_jobs=_started_jobs(q.started_job_registry), scheduled_jobs=_scheduled_jobs(q.scheduled_job_registry),
         ))
     return states
 
