@@ -153,3 +153,42 @@ def test_the_health_chart_draws_score_points_when_given():
                           scores=[(now - timedelta(days=30), 80), (now - timedelta(days=5), 35)])
     assert 'class="score"' in svg and svg.count('stroke-width="6"') == 2
     assert 'class="score"' not in health_timeline([(now, "green")], now, "t")
+
+
+def test_the_account_page_charts_usage_lists_key_metrics_and_the_events(web, db):
+    from app.models import Event
+    from app.models.usage import DailyUsage
+
+    team(db)
+    account(db, "acme", ANA)
+    today = NOW.date()
+    # 40 days of usage with a week missing in the middle: the chart leaves a gap there.
+    add(db, *[DailyUsage(account_id="acme", day=today - timedelta(days=d), active_users=50 - d // 4, logins=80,
+                         seats=60, features={}, nps_score=9 if d == 3 else None)
+              for d in range(40) if not 15 <= d < 22])
+    add(db,
+        Event(source="crm", external_id="w-1", type="account.health_changed", account_id="acme",
+              occurred_at=NOW - timedelta(days=1), processed_at=NOW,
+              payload={"health": {"to": "red", "reason": "Champion <b>left</b>"}}),
+        Event(source="api", external_id="e-1", type="support.ticket", account_id="acme",
+              occurred_at=NOW - timedelta(hours=2), error="boom",
+              payload={"properties": {"severity": "high", "subject": "Export broken"}}))
+    html = signed_in(web, ANA).get("/admin/account/acme").get_data(as_text=True)
+    usage = re.search(r'<div class="usage-chart"><svg.*?</svg>', html, re.S).group(0)
+    assert usage.count("<polyline") == 6  # three series, each split in two by the missing week
+    assert "active users" in usage and "seats" in usage
+    metrics = re.search(r'<dl class="row small mb-0 key-metrics">(.*?)</dl>', html, re.S).group(1)
+    assert re.search(r"last NPS</dt>\s*<dd[^>]*>9</dd>", metrics)
+    assert re.search(r"logins, 30 days</dt>\s*<dd[^>]*>\d+</dd>", metrics)
+    events = re.findall(r'<tr class="event-row">(.*?)</tr>', html, re.S)
+    assert len(events) == 2 and "support.ticket" in events[0] and "severity: high, subject: Export broken" in events[0]
+    assert "error" in events[0] and "to red - Champion &lt;b&gt;left&lt;/b&gt;" in events[1]
+    # Another CSM's account: not even its events.
+    assert signed_in(web, BEN).get("/admin/account/acme").status_code == 403
+
+
+def test_the_usage_chart_draws_lines_with_gaps():
+    from app.admin.charts import lines
+
+    svg = lines(["a", "b", "c", "d"], {"x": [1, 2, None, 4], "y": [None, None, None, 3]}, "t")
+    assert svg.count("<polyline") == 1 and svg.count("<circle") == 2  # x: a line and a lone point; y: one point

@@ -14,9 +14,13 @@ from app.admin import formatting as fmt
 from app.admin.access import EVERYTHING, assignee_check, may_see_account, scope_accounts
 from app.admin.views import AdminModelView
 from app.extensions import db
-from app.models import HEALTH_STATUSES, Account, HealthChange, PlaybookRun, Task
+from datetime import timedelta
+
+from app.models import HEALTH_STATUSES, Account, Event, HealthChange, PlaybookRun, Task
 from app.models.score import HealthScore
 from app.models.types import utcnow
+from app.models.usage import DailyUsage
+from app.signals.metrics import metrics_for
 
 # Default order of the list: the accounts that need attention first.
 ATTENTION = ("red", "black", "yellow", "green")
@@ -24,6 +28,15 @@ HISTORY_LIMIT = 200
 SCORES_LIMIT = 400
 RUNS_LIMIT = 50
 CLOSED_SHOWN = 20
+EVENTS_SHOWN = 30
+USAGE_DAYS = 90
+# The figures shown beside the usage chart (app/signals/metrics.py computes them).
+KEY_METRICS = (("active_users_avg_30d", "active users (30-day mean)"),
+               ("active_users_change_pct_30d", "change vs the 30 days before, %"),
+               ("logins_30d", "logins, 30 days"), ("seats", "seats"), ("new_users_30d", "new users, 30 days"),
+               ("features_used_30d", "features used, 30 days"), ("nps_last", "last NPS"),
+               ("happiness_last", "last happiness (1-4)"), ("tickets_30d", "support tickets, 30 days"),
+               ("ticket_sentiment_30d", "ticket sentiment (-1..1)"))
 
 
 def _name(view, context, account, name):
@@ -101,9 +114,16 @@ class AccountView(AdminModelView):
         chart = charts.health_timeline([(h.at, h.status) for h in reversed(history)], utcnow(),
                                        f"Health of {account} over time", scores=scores or None)
         may_see = assignee_check()
+        events = db.session.scalars(
+            select(Event).where(Event.account_id == account.id)
+            .order_by(Event.occurred_at.desc(), Event.id.desc()).limit(EVENTS_SHOWN)
+        ).all()
+        metrics = metrics_for(account.id, utcnow())
         return self.render(
             "triage_admin/account.html",
             account=account, history=history, runs=runs, step_tasks=step_tasks, chart=chart, scores=scores,
+            usage_chart=usage_chart(account), key_metrics=[(label, metrics.get(name)) for name, label in KEY_METRICS],
+            events=[(e, event_summary(e)) for e in events],
             open_tasks=[t for t in tasks if t.status in fmt.OPEN_TASK],
             closed_tasks=sorted((t for t in tasks if t.status not in fmt.OPEN_TASK),
                                 key=lambda t: t.completed_at or t.created_at, reverse=True)[:CLOSED_SHOWN],
@@ -111,6 +131,32 @@ class AccountView(AdminModelView):
             may_open_task={t.id for t in tasks if may_see(t.assignee)},
             show_records=current_user.role in EVERYTHING,
         )
+
+
+def usage_chart(account: Account):
+    """Active users, logins and seats per day over the last USAGE_DAYS (gaps where no data)."""
+    today = utcnow().date()
+    start = today - timedelta(days=USAGE_DAYS - 1)
+    rows = {r.day: r for r in db.session.execute(
+        select(DailyUsage.day, DailyUsage.active_users, DailyUsage.logins, DailyUsage.seats)
+        .where(DailyUsage.account_id == account.id, DailyUsage.day >= start)
+    )}
+    if not rows:
+        return None
+    days = [start + timedelta(days=i) for i in range(USAGE_DAYS)]
+    series = {name: [getattr(rows[d], column) if d in rows else None for d in days]
+              for name, column in (("active users", "active_users"), ("logins", "logins"), ("seats", "seats"))}
+    return charts.lines([d.strftime("%d %b") for d in days], series, f"Usage of {account}, last {USAGE_DAYS} days")
+
+
+def event_summary(event: Event) -> str:
+    """One line about an event as received: the status change, or its properties."""
+    payload = event.payload or {}
+    health = payload.get("health") if isinstance(payload.get("health"), dict) else None
+    if health:
+        return " ".join(str(part) for part in ("to", health.get("to"), "-", health.get("reason")) if part)
+    properties = payload.get("properties") if isinstance(payload.get("properties"), dict) else {}
+    return ", ".join(f"{key}: {value}" for key, value in list(properties.items())[:6])
 
 
 def score_points(account_id: str) -> list[tuple]:

@@ -208,16 +208,56 @@ def health_timeline(changes: list[tuple[datetime, str]], now: datetime, label: s
     return _svg(width, height, body, label)
 
 
+LINE_COLOURS = ("#007bff", "#6f42c1", "#20c997", "#fd7e14", "#6c757d")
+
+
+def lines(labels: list[str], series: dict[str, list[float | None]], label: str, height: int = 170,
+          width: int = 720) -> Markup:
+    """One line per series over the same labels (e.g. days); None leaves a gap; a legend on top."""
+    left, right, top, bottom = 40, 8, 22, 28
+    plot_w, plot_h = width - left - right, height - top - bottom
+    n = max(len(labels), 1)
+    known = [v for values in series.values() for v in values if v is not None]
+    top_value = _nice_max(max(known, default=0))
+    palette = dict(zip(series, LINE_COLOURS * (len(series) // len(LINE_COLOURS) + 1)))
+    body = _legend(list(series), left, 12, palette)
+    body += _y_axis(left, top, plot_w, plot_h, top_value, "")
+    step = plot_w / max(n - 1, 1)
+    for name, values in series.items():
+        runs, current = [], []
+        for i, value in enumerate(values):
+            if value is None:
+                if current:
+                    runs.append(current)
+                current = []
+            else:
+                current.append(f"{left + i * step:.1f},{top + plot_h - plot_h * value / top_value:.1f}")
+        if current:
+            runs.append(current)
+        for points in runs:
+            shape = (f'<polyline points="{" ".join(points)}" fill="none" stroke="{palette[name]}" stroke-width="1.8">'
+                     if len(points) > 1 else
+                     f'<circle cx="{points[0].split(",")[0]}" cy="{points[0].split(",")[1]}" r="2" '
+                     f'fill="{palette[name]}">')
+            body.append(shape + f'<title>{escape(name)}</title>' + ("</polyline>" if len(points) > 1 else "</circle>"))
+    for i, text in enumerate(labels):
+        if _labelled(i, n):
+            body.append(f'<text x="{left + i * step:.1f}" y="{height - 10}" text-anchor="middle" fill="#6c757d">'
+                        f'{escape(text)}</text>')
+    return _svg(width, height, body, label)
+
+
 def _labelled(i: int, n: int) -> bool:
     """About eight labels along an axis, the last always, none crowding it."""
     step = 1 if n <= 12 else max(1, n // 8)
     return i == n - 1 or (i % step == 0 and n - 1 - i >= step)
 
 
-def _legend(names: list[str], x: float, y: float) -> list[str]:
+def _legend(names: list[str], x: float, y: float, palette: dict[str, str] | None = None) -> list[str]:
     out = []
     for name in names:
-        out.append(f'<rect x="{x:.0f}" y="{y - 9}" width="10" height="10" fill="{colour(name)}"></rect>'
+        fill = palette[name] if palette else colour(name)
+        out.append(f'<rect x="{x:.0f}" y="{y - 9}" width="10" height="10" fill="{fill}"></rect>'
                    f'<text x="{x + 14:.0f}" y="{y}">{escape(name)}</text>')
         x += 24 + 7 * len(name)
     return out
