@@ -156,7 +156,8 @@ def event_summary(event: Event) -> str:
     if health:
         return " ".join(str(part) for part in ("to", health.get("to"), "-", health.get("reason")) if part)
     properties = payload.get("properties") if isinstance(payload.get("properties"), dict) else {}
-    return ", ".join(f"{key}: {value}" for key, value in list(properties.items())[:6])
+    # Sorted: PostgreSQL (JSONB) does not keep the order the properties came in.
+    return ", ".join(f"{key}: {value}" for key, value in sorted(properties.items(), key=lambda kv: str(kv[0]))[:6])
 
 
 def score_points(account_id: str) -> list[tuple]:
