@@ -3,6 +3,9 @@
 Roles (app.models.user.ROLES): a CSM sees their own tasks and accounts; a manager sees
 theirs and those of the people whose `manager_email` is theirs; CS ops and admins see all.
 E-mails are compared case-insensitively: CRMs do not agree on case.
+
+The `*_for(user, ...)` functions take the user; the API applies them to the user of a personal
+token (app/api/auth.py). The others apply them to the signed-in admin user.
 """
 from __future__ import annotations
 
@@ -17,13 +20,9 @@ EVERYTHING = ("csops", "admin")
 OPERATORS = ("manager", "csops", "admin")  # may see the queues
 
 
-def _me() -> str:
-    return current_user.email.lower()
-
-
-def _reports():
-    """The lower-case e-mails of the signed-in manager's reports, as a subquery."""
-    return select(func.lower(User.email)).where(func.lower(User.manager_email) == _me())
+def _reports(user):
+    """The lower-case e-mails of `user`'s reports (people whose manager they are), as a subquery."""
+    return select(func.lower(User.email)).where(func.lower(User.manager_email) == user.email.lower())
 
 
 def _spellings(column, emails: list[str]) -> list[str]:
@@ -52,40 +51,76 @@ def _distinct(column) -> list[str]:
     )).all()
 
 
-def _sees(column):
-    """SQL condition: `column` (an e-mail) is the signed-in user's or, for a manager, a report's."""
-    return column.in_(_spellings(column, team_emails()))
+# -- the rules, for any user (the admin passes the signed-in user, the API its token's user) --
+
+
+def team_emails_for(user) -> list[str] | None:
+    """Lower-case e-mails whose work `user` may see; None means everyone's. Kept for the request."""
+    if user.role in EVERYTHING:
+        return None
+    teams = g.setdefault("_triage_teams", {})
+    me = user.email.lower()
+    if me not in teams:
+        team = [me]
+        if user.role == "manager":
+            team += db.session.scalars(_reports(user))
+        teams[me] = team
+    return teams[me]
+
+
+def scope_tasks_for(user, query):
+    """`query` (over Task) narrowed to the tasks `user` may see."""
+    if user.role in EVERYTHING:
+        return query
+    return query.filter(Task.assignee.in_(_spellings(Task.assignee, team_emails_for(user))))
+
+
+def scope_accounts_for(user, query):
+    """`query` (over Account) narrowed to the accounts `user` may see: their team's CSMs', and
+    for a manager also the accounts whose manager they are."""
+    if user.role in EVERYTHING:
+        return query
+    condition = Account.csm.in_(_spellings(Account.csm, team_emails_for(user)))
+    if user.role == "manager":
+        condition = condition | Account.manager.in_(_spellings(Account.manager, [user.email.lower()]))
+    return query.filter(condition)
+
+
+def assignee_check_for(user):
+    """A predicate over e-mails: may `user` see this person's work? (One query at most.)"""
+    team = team_emails_for(user)
+    return lambda assignee: team is None or (assignee or "").lower() in team
+
+
+def may_see_task_for(user, task: Task) -> bool:
+    return assignee_check_for(user)(task.assignee)
+
+
+def may_see_account_for(user, account: Account) -> bool:
+    if user.role == "manager" and (account.manager or "").lower() == user.email.lower():
+        return True
+    return assignee_check_for(user)(account.csm)
+
+
+# -- the same for the signed-in admin user (flask_login.current_user) ------------------------
 
 
 def team_emails() -> list[str] | None:
     """Lower-case e-mails whose work the signed-in user may see; None means everyone's."""
-    if current_user.role in EVERYTHING:
-        return None
-    if "_triage_team" not in g:
-        team = [_me()]
-        if current_user.role == "manager":
-            team += db.session.scalars(_reports())
-        g._triage_team = team
-    return g._triage_team
+    return team_emails_for(current_user)
 
 
 def scope_tasks(query):
-    return query if current_user.role in EVERYTHING else query.filter(_sees(Task.assignee))
+    return scope_tasks_for(current_user, query)
 
 
 def scope_accounts(query):
-    if current_user.role in EVERYTHING:
-        return query
-    condition = _sees(Account.csm)
-    if current_user.role == "manager":
-        condition = condition | Account.manager.in_(_spellings(Account.manager, [_me()]))
-    return query.filter(condition)
+    return scope_accounts_for(current_user, query)
 
 
 def assignee_check():
     """A predicate over e-mails: may the signed-in user see this person's work? (One query at most.)"""
-    team = team_emails()
-    return lambda assignee: team is None or (assignee or "").lower() in team
+    return assignee_check_for(current_user)
 
 
 def may_see_assignee(assignee: str | None) -> bool:
@@ -93,13 +128,11 @@ def may_see_assignee(assignee: str | None) -> bool:
 
 
 def may_see_task(task: Task) -> bool:
-    return may_see_assignee(task.assignee)
+    return may_see_task_for(current_user, task)
 
 
 def may_see_account(account: Account) -> bool:
-    if current_user.role == "manager" and (account.manager or "").lower() == _me():
-        return True
-    return may_see_assignee(account.csm)
+    return may_see_account_for(current_user, account)
 
 
 class Protected:

@@ -1,11 +1,15 @@
-"""`/api/v1/accounts/{id}...`: an account, its health history, its playbook runs, its scores."""
+"""`/api/v1/accounts/{id}...`: an account, its health history, its playbook runs, its scores.
+
+A personal token reads only the accounts its person may (app/api/auth.py); another account
+answers 404, as one that does not exist.
+"""
 from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from app.api import ApiBlueprint
-from app.api.auth import require_token
+from app.api.auth import require_caller, scope_accounts
 from app.api.schemas import (AccountSchema, HealthChangeSchema, RunSchema, ScoreQuerySchema,
                              ScoreSchema)
 from app.errors import ApiError
@@ -15,13 +19,13 @@ from app.models.score import HealthScore
 
 blp = ApiBlueprint("Accounts", __name__, url_prefix="/api/v1",
                    description="Customer accounts: health, history, playbook runs, scores")
-blp.before_request(require_token)
+blp.before_request(require_caller)
 
 OPEN_STATUSES = ("open", "snoozed")
 
 
 def _ensure_account(account_id: str) -> None:
-    if db.session.scalar(select(Account.id).where(Account.id == account_id)) is None:
+    if db.session.scalar(scope_accounts(select(Account.id).where(Account.id == account_id))) is None:
         raise ApiError(404, f"no account {account_id!r}")
 
 
@@ -34,7 +38,7 @@ def get_account(account_id: str):
                   .where(Task.account_id == Account.id, Task.status.in_(OPEN_STATUSES))
                   .scalar_subquery())
     row = db.session.execute(
-        select(Account, open_tasks.label("open_tasks")).where(Account.id == account_id)
+        scope_accounts(select(Account, open_tasks.label("open_tasks")).where(Account.id == account_id))
     ).one_or_none()
     if row is None:
         raise ApiError(404, f"no account {account_id!r}")

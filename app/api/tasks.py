@@ -1,10 +1,14 @@
-"""`/api/v1/tasks`: the manual tasks, most urgent first, and completing one."""
+"""`/api/v1/tasks`: the manual tasks, most urgent first, and completing one.
+
+A personal token sees and completes only the tasks its person may (app/api/auth.py); a task
+outside that scope answers 404, as one that does not exist.
+"""
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
 from app.api import ApiBlueprint
-from app.api.auth import require_token
+from app.api.auth import actor, api_user, may_see_task, require_caller, scope_tasks
 from app.api.schemas import CompleteTaskSchema, TaskQuerySchema, TaskSchema
 from app.errors import ApiError
 from app.extensions import db
@@ -12,7 +16,7 @@ from app.models import Event, Task
 from app.playbooks.tasks import TaskError, complete_task
 
 blp = ApiBlueprint("Tasks", __name__, url_prefix="/api/v1", description="Manual tasks for CSMs and managers")
-blp.before_request(require_token)
+blp.before_request(require_caller)
 
 TOTAL_HEADER = {"X-Total-Count": {"description": "Tasks matching the filters, before limit and offset",
                                   "schema": {"type": "integer"}}}
@@ -46,9 +50,9 @@ def list_tasks(args: dict):
     `status` and `priority` take one value or several, comma-separated.
     """
     conditions = _filters(args)
-    total = db.session.scalar(select(func.count(Task.id)).where(*conditions))
+    total = db.session.scalar(scope_tasks(select(func.count(Task.id)).where(*conditions)))
     rows = db.session.execute(
-        _task_rows().where(*conditions).order_by(*Task.urgency_order())
+        scope_tasks(_task_rows().where(*conditions)).order_by(*Task.urgency_order())
         .limit(args["limit"]).offset(args["offset"])
     ).all()
     return [row._mapping for row in rows], {"X-Total-Count": str(total)}
@@ -63,8 +67,12 @@ def complete(body: dict, task_id: int):
 
     Without `outcome`, a task that has exactly one outcome is completed with it.
     """
+    if api_user() is not None:
+        task = db.session.get(Task, task_id)
+        if task is None or not may_see_task(task):
+            raise ApiError(404, f"no task {task_id}")  # the same answer: existence is not revealed
     try:
-        complete_task(task_id, body.get("outcome"), body.get("note"), actor="api")
+        complete_task(task_id, body.get("outcome"), body.get("note"), actor=actor())
     except TaskError as exc:
         db.session.rollback()  # releases the row lock complete_task took
         raise ApiError(exc.status, exc.message) from None

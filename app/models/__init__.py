@@ -1,5 +1,6 @@
 """Models, one module per domain noun. Import them from here."""
 from app.models.account import HEALTH_STATUSES, Account, Contact, HealthChange
+from app.models.api_token import ApiToken
 from app.models.erasure import ErasureRecord
 from app.models.event import Event, OutboxEntry
 from app.models.mail import MailLog
@@ -24,5 +25,5 @@ _import_all_model_modules()
 
 __all__ = [
     "Account", "Contact", "HealthChange", "ErasureRecord", "Event", "OutboxEntry", "MailLog",
-    "RuleFiring", "PlaybookRun", "RunStep", "Task", "User", "AuditEntry", "HEALTH_STATUSES", "PRIORITIES", "ROLES",
+    "RuleFiring", "PlaybookRun", "RunStep", "Task", "User", "ApiToken", "AuditEntry", "HEALTH_STATUSES", "PRIORITIES", "ROLES",
 ]
