@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.intake.signatures import verify
-from app.models import Account, Contact, ErasureRecord, Event, MailLog, PlaybookRun, Task
+from app.models import Account, AuditEntry, Contact, ErasureRecord, Event, MailLog, PlaybookRun, Task
 from app.models.comment import TaskComment
 from app.playbooks.tasks import comment_task, complete_task
 from tests.conftest import health_webhook
@@ -94,8 +94,14 @@ def test_approved_erasure_leaves_an_evidence_record_without_personal_data(db, ap
         [(t.title, t.instructions, t.note) for t in db.session.execute(select(Task)).scalars()],
         [c.text for c in db.session.execute(select(TaskComment)).scalars()],
         [(m.to, m.body) for m in db.session.execute(select(MailLog)).scalars()],
+        [(a.summary, a.details) for a in db.session.execute(select(AuditEntry)).scalars()],
         db.session.get(Account, "acme").health_reason,
     ]).lower()
     assert "jane" not in dump and "roe" not in dump
+    # The audit log keeps who did what, and the off-boarding itself, without her name.
+    actions = db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert {"task.commented", "task.completed"} <= set(actions) and actions[-1] == "account.offboarded"
+    offboarded = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "account.offboarded")).one()
+    assert offboarded.object_id == "acme" and offboarded.details["counts"]["audit_entries"] >= 1
     response = client.get("/api/v1/accounts/acme/runs", headers=auth)
     assert response.status_code == 200 and "jane" not in response.get_data(as_text=True).lower()

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from flask import abort, g, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select, text
+from sqlalchemy import String, and_, cast, func, or_, select, text
 
 from app.extensions import db
-from app.models import Account, Task, User
+from app.models import Account, AuditEntry, PlaybookRun, Task, User
 
 EVERYTHING = ("csops", "admin")
 OPERATORS = ("manager", "csops", "admin")  # may see the queues
@@ -84,6 +84,20 @@ def scope_accounts_for(user, query):
     if user.role == "manager":
         condition = condition | Account.manager.in_(_spellings(Account.manager, [user.email.lower()]))
     return query.filter(condition)
+
+
+def scope_audit_for(user, query):
+    """`query` (over AuditEntry) narrowed to what `user` may read: entries about tasks, runs and
+    accounts in their scope, and rule switches (managers read the Rules page). Entries about
+    people and tokens stay with CS ops and admins."""
+    if user.role in EVERYTHING:
+        return query
+    accounts = scope_accounts_for(user, select(Account.id))
+    tasks = scope_tasks_for(user, select(cast(Task.id, String)))
+    runs = select(cast(PlaybookRun.id, String)).where(PlaybookRun.account_id.in_(accounts))
+    kind, key = AuditEntry.object_type, AuditEntry.object_id
+    return query.filter(or_(and_(kind == "task", key.in_(tasks)), and_(kind == "account", key.in_(accounts)),
+                            and_(kind == "run", key.in_(runs)), kind == "rule"))
 
 
 def assignee_check_for(user):

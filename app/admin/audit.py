@@ -1,5 +1,6 @@
 """The audit log: who changed what (task outcomes, reassignments, rule toggles, off-boardings),
-newest first. Read-only, for managers, CS ops and admins."""
+newest first. Read-only, for managers (about their team's tasks, runs and accounts, and rule
+switches) and for CS ops and admins (everything)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,9 @@ from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual, Filter
 from markupsafe import Markup
 
 from app.admin import formatting as fmt
-from app.admin.access import OPERATORS
+from flask_login import current_user
+
+from app.admin.access import OPERATORS, scope_audit_for
 from app.admin.views import AdminModelView
 from app.models import AuditEntry
 
@@ -73,3 +76,9 @@ class AuditView(AdminModelView):
         "summary": lambda v, c, entry, n: fmt.text(entry.summary),
         "details": _details,
     }
+
+    def get_query(self):
+        return scope_audit_for(current_user, super().get_query())
+
+    def get_count_query(self):
+        return scope_audit_for(current_user, super().get_count_query())

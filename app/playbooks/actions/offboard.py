@@ -4,9 +4,10 @@
   starts the one-month clock (the run's `deadline_at`).
 - gdpr_offboard: erase the contacts' personal data everywhere the server keeps it: the
   contact rows, stored event payloads, health reasons, task texts, notes, comments and
-  snooze reasons, watch-list reasons, run contexts and the mail log. What remains is an
-  ErasureRecord with counts per category: no names, no addresses. The playbook runs it
-  only after a manager approved (four eyes).
+  snooze reasons, watch-list reasons, run contexts, the mail log and the audit entries about
+  the account and its tasks. What remains is an ErasureRecord with counts per category: no
+  names, no addresses, and an `account.offboarded` audit entry with those counts. The
+  playbook runs it only after a manager approved (four eyes).
 - gdpr_notify_processors: a signed webhook to every processor in GDPR_PROCESSOR_WEBHOOKS,
   carrying the account id, the categories and the time: no personal data.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import String, and_, cast, or_, select
 
 import json
 import os
@@ -23,8 +24,9 @@ from pathlib import Path
 
 from flask import current_app
 
+from app import audit
 from app.extensions import db
-from app.models import ErasureRecord, Event, HealthChange, MailLog, PlaybookRun, Task
+from app.models import AuditEntry, ErasureRecord, Event, HealthChange, MailLog, PlaybookRun, Task
 from app.models.comment import TaskComment
 from app.models.types import utcnow
 from app.models.watchlist import WatchListEntry
@@ -138,10 +140,22 @@ def erase_account_personal_data(account, run_id: int | None = None) -> ErasureRe
             run.context = cleaned
             counts["run_contexts"] += 1
 
+    counts["audit_entries"] = 0
+    about_account = or_(and_(AuditEntry.object_type == "account", AuditEntry.object_id == account.id),
+                        and_(AuditEntry.object_type == "task",
+                             AuditEntry.object_id.in_(select(cast(Task.id, String)).where(Task.account_id == account.id))))
+    for entry in db.session.execute(select(AuditEntry).where(about_account)).scalars():
+        summary, details = scrub.text(entry.summary), scrub.json(entry.details)
+        if (summary, details) != (entry.summary, entry.details):
+            entry.summary, entry.details = summary, details
+            counts["audit_entries"] += 1
+
     account.erased_at = utcnow()
     record = ErasureRecord(account_id=account.id, run_id=run_id, counts=counts)
     db.session.add(record)
     db.session.flush()
+    audit.record("system", "account.offboarded", "account", account.id,
+                 summary=f"GDPR erasure: {sum(counts.values())} item(s) erased", details={"counts": counts, "run": run_id})
     return record
 
 
