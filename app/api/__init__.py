@@ -6,6 +6,8 @@ schemas. Two of its defaults are bent to the contract: errors are `{"error", "de
 """
 from __future__ import annotations
 
+from functools import wraps
+
 from flask import Flask
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
@@ -14,18 +16,22 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from app.api.schemas import ErrorSchema
 from app.errors import ApiError, error_response, is_machine_request
+from app.intake.event_validation import MAX_INT32, text_problem
 
 # status -> (response component, description, documented headers)
 ERROR_RESPONSES = {
     400: ("BadRequest", "Malformed JSON, or a missing or invalid parameter or field", {}),
     401: ("Unauthorized", "Missing or wrong bearer token",
           {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}}),
+    403: ("Forbidden", "A personal API token where a service token is required", {}),
     404: ("NotFound", "No such object", {}),
     409: ("Conflict", "The object is not in a state that allows this", {}),
     503: ("ServiceUnavailable", "The database is unavailable; retry later",
           {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}}),
     413: ("TooLarge", "The body is larger than 1 MiB", {}),
     415: ("UnsupportedMediaType", "Wrong Content-Type", {}),
+    429: ("TooManyRequests", "Too many requests from this token; retry later",
+          {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}}),
 }
 LOCATION_MESSAGES = {"query": "invalid query parameter", "json": "invalid request body"}
 
@@ -56,8 +62,50 @@ class ApiParser(FlaskParser):
         return super()._raw_load_json(req)
 
 
+def _path_value_stored(value) -> bool:
+    """Could a row have this id? Ids are 32-bit integers or text without NUL on PostgreSQL."""
+    if isinstance(value, int):
+        return 0 <= value <= MAX_INT32
+    return not (isinstance(value, str) and text_problem(value))
+
+
+def _unknown_unless_storable(view):
+    """404 for a path id no row can have, before the view's query fails on it.
+
+    Without this, PostgreSQL refuses `/accounts/a%00b` (NUL in text) and `/tasks/2147483648/...`
+    (integer out of range) and the client gets a 503 "retry later" for a request that cannot
+    succeed; SQLite cannot even bind an id past 2**63 - 1 (500). The check runs inside the
+    view, so the token is still checked first (blueprint before_request).
+    """
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        for name, value in kwargs.items():
+            if not _path_value_stored(value):
+                raise ApiError(404, f"no {name.removesuffix('_id')} {value!r}")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 class ApiBlueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = ApiParser()
+
+    def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
+        if view_func is not None and "<" in rule and not isinstance(view_func, type):
+            view_func = _unknown_unless_storable(view_func)
+        return super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+
+    def arguments(self, schema, *, location="json", **kwargs):
+        """smorest's, plus the 415 that ApiParser answers to a body that is not JSON."""
+        decorator = super().arguments(schema, location=location, **kwargs)
+        if location != "json":
+            return decorator
+
+        def with_415(func):
+            return self.alt_response(415, response=ERROR_RESPONSES[415][0])(decorator(func))
+
+        return with_415
 
     def errors(self, *codes: int):
         """Document the contract's error responses of a view (400/401/404/409/503)."""
@@ -71,7 +119,10 @@ class ApiBlueprint(SmorestBlueprint):
 
 
 class TriageApi(Api):
-    ERROR_SCHEMA = ErrorSchema  # also what smorest's "default" error response documents
+    ERROR_SCHEMA = ErrorSchema
+    # No catch-all "default" response: every status an operation answers is listed, so a
+    # client (and tests/test_api_fuzz.py) can tell a documented answer from a surprise.
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error):
         """Contract JSON on machine paths, Werkzeug's HTML pages elsewhere; headers kept.
@@ -102,7 +153,10 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
     api = TriageApi(app, spec_kwargs={
         "info": {"description": "Customer health in, playbooks and tasks out. "
-                                "Every /api/v1 endpoint takes `Authorization: Bearer <api token>`."},
+                                "Every /api/v1 endpoint takes `Authorization: Bearer <api token>`: a service "
+                                "token (API_TOKENS) sees everything; a personal token (`flask users token EMAIL`) "
+                                "sees only what its person sees in the admin. POST /events takes service "
+                                "tokens only."},
         "security": [{"bearerAuth": []}],
     })
     _register_components(api)
@@ -133,13 +187,14 @@ def _register_components(api: TriageApi) -> None:
 def _document_spec_route(app: Flask, api: TriageApi) -> None:
     from flask import request
 
-    from app.api.auth import require_token
+    from app.api.auth import require_caller
 
     @app.before_request
     def _spec_needs_token():
-        # CONTRACT section 5: everything under /api/v1 takes the bearer token, the document too.
+        # CONTRACT section 5: everything under /api/v1 takes the bearer token, the document too
+        # (a personal token as well: it describes the API its person may call).
         if request.endpoint == "api-docs.openapi_json":
-            require_token()
+            require_caller()
 
     # smorest serves the document but does not list its own route in it.
     rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "api-docs.openapi_json")
@@ -147,6 +202,7 @@ def _document_spec_route(app: Flask, api: TriageApi) -> None:
         "summary": "This OpenAPI 3 document",
         "tags": ["Meta"],
         "responses": {"200": {"description": "OpenAPI document",
-                              "content": {"application/json": {"schema": {"type": "object"}}}}},
+                              "content": {"application/json": {"schema": {"type": "object"}}}},
+                      "401": {"$ref": "#/components/responses/Unauthorized"}},
     }})
     api.spec.tag({"name": "Meta", "description": "About the API itself"})

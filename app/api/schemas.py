@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from webargs.fields import DelimitedList
 
+from app.intake.event_validation import MAX_INT32, text_problem
 from app.models.run import RUN_STATUSES, STEP_STATUSES
 from app.models.task import PRIORITIES, TASK_STATUSES
 
@@ -35,7 +36,20 @@ class UTCDateTime(fields.DateTime):
             raise self.make_error("invalid", input=value, obj_type="datetime") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc)
+        try:
+            return parsed.astimezone(timezone.utc)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC time
+            raise self.make_error("invalid", input=value, obj_type="datetime") from None
+
+
+class Text(fields.Str):
+    """A string the database can store (no NUL character, no lone surrogate): else 400, not a failed query."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if problem := text_problem(value):
+            raise ValidationError(problem)
+        return value
 
 
 class Lower(fields.Str):
@@ -155,14 +169,15 @@ class ScoreSchema(Schema):
 # ---- tasks -------------------------------------------------------------------------
 
 class TaskQuerySchema(Schema):
-    assignee = fields.Str(metadata={"description": "A person's e-mail (case-insensitive)"})
+    assignee = Text(metadata={"description": "A person's e-mail (case-insensitive)"})
     status = DelimitedList(Lower(metadata={"enum": list(TASK_STATUSES)}), validate=each_one_of(TASK_STATUSES),
                            metadata={"description": "Comma-separated: " + ", ".join(TASK_STATUSES)})
-    account = fields.Str(metadata={"description": "Account id"})
+    account = Text(metadata={"description": "Account id"})
     priority = DelimitedList(Lower(metadata={"enum": list(PRIORITIES)}), validate=each_one_of(PRIORITIES),
                              metadata={"description": "Comma-separated: " + ", ".join(PRIORITIES)})
     limit = fields.Int(load_default=100, validate=validate.Range(min=1, max=1000))
-    offset = fields.Int(load_default=0, validate=validate.Range(min=0))
+    # Bounded: SQLite cannot bind an integer past 2**63 - 1, and no list is that long.
+    offset = fields.Int(load_default=0, validate=validate.Range(min=0, max=MAX_INT32))
 
 
 class WhySchema(Schema):
@@ -187,9 +202,9 @@ class TaskSchema(Schema):
 
 
 class CompleteTaskSchema(Schema):
-    outcome = fields.Str(validate=validate.Length(min=1, max=100), metadata={
+    outcome = Text(validate=validate.Length(min=1, max=100), metadata={
         "description": "One of the task's outcomes; may be left out when the task has only one"})
-    note = fields.Str(validate=validate.Length(max=10000))
+    note = Text(validate=validate.Length(max=10000))
 
 
 # ---- health ------------------------------------------------------------------------

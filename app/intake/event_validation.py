@@ -7,15 +7,57 @@ Error messages follow marshmallow's wording, keyed like `{"properties": {"score"
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from marshmallow import Schema, fields, validate
 
 SEVERITIES = ("low", "normal", "high", "urgent")
 HAPPINESS_LEVELS = ("very_happy", "happy", "neutral", "not_happy")
 TYPE_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+MAX_INT32 = 2**31 - 1  # integer columns (ids, the rollups' counts) are 32-bit on PostgreSQL
+
+
+def text_problem(value: str) -> str | None:
+    """Why the database cannot store this text, or None.
+
+    PostgreSQL text and JSONB cannot hold a NUL character, and a lone surrogate (which JSON's
+    \\ud800 escape can carry) is not encodable Unicode: either would fail the INSERT, so
+    both are the sender's error (400), found before anything is written.
+    """
+    if "\x00" in value:
+        return "Must not contain a NUL character."
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Not valid Unicode: a lone surrogate."
+    return None
+
+
+def json_problem(value) -> str | None:
+    """The first text or number in a JSON value (keys included) the database cannot store, or None.
+
+    Besides text_problem: NaN and Infinity (Python's json reads them, and 1e400 as inf) are
+    not JSON, and PostgreSQL's JSONB refuses them. Iterative, so any depth json.loads
+    accepted is walked without recursion.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if problem := text_problem(item):
+                return problem
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "Numbers must be finite (no NaN or Infinity)."
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 @dataclass(frozen=True)
@@ -38,6 +80,8 @@ class Field:
         elif self.kind in ("str", "enum"):
             if not isinstance(value, str):
                 return "Not a valid string."
+            if problem := text_problem(value):
+                return problem
             if self.max_length is not None and len(value) > self.max_length:
                 return f"Longer than maximum length {self.max_length}."
             if self.kind == "enum" and value not in self.choices:
@@ -63,12 +107,14 @@ class Field:
         return fields.String(validate=validate.Length(max=self.max_length), **options)
 
 
-COUNT = Field("int", True, minimum=0)
+# Counts go into the daily rollups' integer columns: a larger one would be accepted (202) and
+# then fail to process on PostgreSQL, every retry.
+COUNT = Field("int", True, minimum=0, maximum=MAX_INT32)
 PROPERTIES: dict[str, dict[str, Field]] = {
     "usage.daily": {"active_users": COUNT, "logins": COUNT, "features": Field("counts"),
-                    "seats": Field("int", minimum=0)},
+                    "seats": Field("int", minimum=0, maximum=MAX_INT32)},
     "usage.feature_used": {"feature": Field("str", True, max_length=200), "user_id": Field("str", max_length=200)},
-    "users.added": {"count": Field("int", True, minimum=1)},
+    "users.added": {"count": Field("int", True, minimum=1, maximum=MAX_INT32)},
     "seats.changed": {"from": COUNT, "to": COUNT},
     "feedback.nps": {"score": Field("int", True, minimum=0, maximum=10), "comment": Field("str", max_length=10_000)},
     "feedback.happiness": {"level": Field("enum", True, choices=HAPPINESS_LEVELS)},
@@ -100,10 +146,11 @@ def validate_event(item) -> tuple[dict | None, dict | None]:
     properties = item.get("properties", {})
     if not isinstance(properties, dict):
         errors["properties"] = ["Not a valid mapping type."]
-    elif "type" not in errors and item["type"] in PROPERTIES:
-        problems = _check_properties(PROPERTIES[item["type"]], properties)
-        if problems:
-            errors["properties"] = problems
+    elif "type" not in errors and item["type"] in PROPERTIES and (
+            problems := _check_properties(PROPERTIES[item["type"]], properties)):
+        errors["properties"] = problems
+    elif problem := json_problem(properties):  # stored as sent: every value must be storable
+        errors["properties"] = [problem]
     if errors:
         return None, errors
     return {"id": item["id"], "account_id": item["account_id"], "type": item["type"],
@@ -136,13 +183,19 @@ def _timestamp(value, errors: dict) -> datetime | None:
     elif parsed.tzinfo is None:
         errors["occurred_at"] = ["Not a valid aware datetime: give a time zone, e.g. Z."]
         return None
-    return parsed
+    else:
+        try:  # stored in UTC: 0001-01-01T00:00:00+01:00 has no UTC time
+            return parsed.astimezone(timezone.utc)
+        except OverflowError:
+            errors["occurred_at"] = ["Out of range once converted to UTC."]
+    return None
 
 
 def _schema_for_docs() -> type[Schema]:
     """The marshmallow schema the OpenAPI document shows for one event."""
     properties = {"description": "For the types below, these properties are checked; any other type "
-                                 "with a dot is stored as sent. " + "; ".join(
+                                 "with a dot is stored as sent (as JSON: no NUL character, no NaN or "
+                                 f"Infinity). Counts are whole numbers up to {MAX_INT32}. " + "; ".join(
                                      f"{kind}: " + ", ".join(f"{n}{'' if f.required else ' (optional)'}"
                                                              for n, f in spec.items())
                                      for kind, spec in PROPERTIES.items())}
@@ -150,7 +203,7 @@ def _schema_for_docs() -> type[Schema]:
         "id": fields.String(required=True, validate=validate.Length(min=1, max=300),
                             metadata={"description": "Idempotency key, unique per sender"}),
         "account_id": fields.String(required=True, validate=validate.Length(min=1, max=200)),
-        "type": fields.String(required=True, validate=validate.Regexp(TYPE_PATTERN.pattern),
+        "type": fields.String(required=True, validate=[validate.Length(max=100), validate.Regexp(TYPE_PATTERN.pattern)],
                               metadata={"example": "usage.daily"}),
         "occurred_at": fields.AwareDateTime(required=True, metadata={"description": "Event time, ISO 8601"}),
         "properties": fields.Dict(metadata=properties),

@@ -40,7 +40,7 @@ def _limit_per_token() -> None:
               {"type": "array", "maxItems": MAX_BATCH, "items": {"$ref": "#/components/schemas/Event"}}]}}}},
     responses={"202": {"description": "Stored durably; processing continues in the background",
                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}}})
-@blp.errors(400, 401, 413, 415, 503)
+@blp.errors(400, 401, 403, 413, 415, 429, 503)
 def post_events():
     """Accept a batch (or one) of usage or custom events."""
     payload = parse_json(raw_body("application/json"))
