@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, request
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,12 @@ def init_app(app: Flask) -> None:
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.message, exc.details, exc.headers)
 
+    # Only "the database is not there" (connection refused or lost, pool exhausted) is a 503 to
+    # retry. Data the database refuses is a bug or bad input: a 503 would hide it and make the
+    # sender retry for ever, so it stays a 500 (and the intake checks its input first).
     @app.errorhandler(OperationalError)
-    @app.errorhandler(DBAPIError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
     def _database_down(exc):
         log.error("database unavailable: %s", exc.__class__.__name__)
         try:

@@ -112,6 +112,38 @@ def test_account_updated_needs_no_health(client, db, post_webhook):
     assert post_webhook(payload).status_code == 202
 
 
+def test_text_and_times_the_database_cannot_hold_are_400_and_store_nothing(client, db):
+    """NUL characters and lone surrogates (PostgreSQL refuses both), NaN and Infinity (not JSON),
+    and a time with no UTC equivalent: the sender's error, never a 5xx or a 503 to retry."""
+    def changed(path: tuple, value) -> dict:
+        payload = health_webhook()
+        target = payload
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        return payload
+
+    cases = {
+        "NUL in the account id": changed(("account", "id"), "ac\u0000me"),
+        "NUL in the reason": changed(("health", "reason"), "bad\u0000"),
+        "lone surrogate in the id": changed(("account", "id"), "ac\ud800me"),
+        "lone surrogate in the name": changed(("account", "name"), "A\udfffcme"),
+        "NUL in a contact's name": changed(("account", "contacts"), [{"name": "J\u0000", "email": "j@acme.example"}]),
+        "time before year 1 in UTC": changed(("occurred_at",), "0001-01-01T00:00:00+01:00"),
+    }
+    for what, payload in cases.items():
+        # json.dumps escapes them (\u0000, \ud800): the body is valid UTF-8, as a sender's would be.
+        body = json.dumps(payload).encode()
+        response = client.post("/webhooks/crm", data=body, headers=signed_headers(body))
+        assert response.status_code == 400, (what, response.status_code, response.get_json())
+        assert "error" in response.get_json(), what
+    for literal in (b"NaN", b"Infinity", b"1e400"):
+        body = json.dumps(health_webhook()).replace('"reason"', '"score": %s, "reason"' % literal.decode(), 1).encode()
+        response = client.post("/webhooks/crm", data=body, headers=signed_headers(body))
+        assert response.status_code == 400, (literal, response.status_code)
+    assert db.session.scalar(select(func.count(Event.id))) == 0
+
+
 def test_database_down_is_503_with_retry_after(tmp_path, redis_url):
     from app import create_app
 

@@ -43,7 +43,7 @@ def _limit_per_token() -> None:
 @blp.errors(400, 401, 403, 413, 415, 429, 503)
 def post_events():
     """Accept a batch (or one) of usage or custom events."""
-    payload = parse_json(raw_body("application/json"))
+    payload = parse_json(raw_body("application/json"), storable=False)  # checked per item
     items = payload if isinstance(payload, list) else [payload]
     if not items:
         raise ApiError(400, "empty batch")

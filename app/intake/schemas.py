@@ -1,6 +1,8 @@
 """Marshmallow schemas for what the CRM sends (CONTRACT.md section 2)."""
 from __future__ import annotations
 
+from datetime import timezone
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from app.models import HEALTH_STATUSES
@@ -62,12 +64,24 @@ class HealthSchema(Schema):
     changed_by = fields.String(validate=validate.Length(max=254), allow_none=True)
 
 
+class UtcDateTime(fields.AwareDateTime):
+    """An aware time, converted to UTC (how it is stored); one with no UTC equivalent
+    (0001-01-01T00:00:00+01:00) is invalid input, not an overflow later."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parsed.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValidationError("Out of range once converted to UTC.") from None
+
+
 class CrmWebhookSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
-    occurred_at = fields.AwareDateTime(required=True, default_timezone=None)
+    occurred_at = UtcDateTime(required=True, default_timezone=None)
     account = fields.Nested(AccountSchema, required=True)
     health = fields.Nested(HealthSchema)
 
