@@ -44,4 +44,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     init_api(app)
     init_admin(app)
     cli.init_app(app)
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind a proxy: the client's address (rate limits, logs), scheme and host come from
+        # the X-Forwarded-* headers the trusted proxies set, and only from those.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     return app

@@ -112,5 +112,8 @@ def build_config(instance_path: str) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env_str("SESSION_COOKIE_SECURE", "0") == "1",
+        # How many proxies in front of the web processes set X-Forwarded-For/-Proto/-Host (nginx: 1).
+        # 0 (the default) ignores those headers: a client must not choose its own address.
+        "TRUSTED_PROXIES": env_int("TRUSTED_PROXIES", 0),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }

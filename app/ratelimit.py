@@ -45,5 +45,5 @@ def check(name: str, key: str, rule: str) -> None:
 
 
 def client_address() -> str:
-    # Behind a proxy, configure it (or werkzeug's ProxyFix) so remote_addr is the client.
+    # Behind a proxy, TRUSTED_PROXIES makes remote_addr the client's (ProxyFix, app/__init__.py).
     return request.remote_addr or "unknown"

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+
+import pytest
 import time
 
 from sqlalchemy import func, select
@@ -171,3 +173,21 @@ def test_webhooks_are_rate_limited_with_retry_after(client, db, app, post_webhoo
     finally:
         app.config["RATE_LIMIT_WEBHOOKS"] = previous
     assert count(db, Event) == 3
+
+
+@pytest.mark.parametrize("trusted", [0, 1])
+def test_behind_a_trusted_proxy_the_limit_counts_per_client_and_never_per_forged_header(db, trusted):
+    """With TRUSTED_PROXIES=1 (nginx in front) each client has its own bucket, from the proxy's
+    X-Forwarded-For; without it the header is ignored, so a client cannot pick a fresh address."""
+    from app import create_app
+
+    proxied = create_app({"TESTING": True, "TRUSTED_PROXIES": trusted, "RATE_LIMIT_WEBHOOKS": "2/60"})
+    client = proxied.test_client()
+
+    def post(address):
+        body = json.dumps(health_webhook(account_id=f"px-{address}")).encode()
+        return client.post("/webhooks/crm", data=body, headers={**signed_headers(body), "X-Forwarded-For": address},
+                           environ_base={"REMOTE_ADDR": "10.0.0.2"}).status_code  # the proxy's own address
+
+    answers = [post(address) for address in ("203.0.113.1", "203.0.113.1", "203.0.113.1", "198.51.100.7")]
+    assert answers == ([202, 202, 429, 202] if trusted else [202, 202, 429, 429])

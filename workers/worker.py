@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     app = get_app()
     with app.app_context():
         worker_class = TriageSimpleWorker if args.simple else TriageWorker
-        worker = worker_class([queue(name) for name in ALL], connection=get_redis(), name=args.name)
+        # Maintenance every minute rather than RQ's ten: it restarts the worker's scheduler (retries,
+        # waits) after a Redis outage, and finds jobs whose worker died, that much sooner.
+        worker = worker_class([queue(name) for name in ALL], connection=get_redis(), name=args.name,
+                              maintenance_interval=60)
         logging.getLogger("rq.worker").setLevel(logging.INFO)
         worker.work(burst=args.burst, with_scheduler=True, max_jobs=args.max_jobs)
 
