@@ -33,7 +33,10 @@ def store_events(source: str, rows: list[dict]) -> tuple[list[int], int]:
     before (ON CONFLICT DO NOTHING, which also settles a concurrent request with the same
     id), or repeated within the batch, are duplicates. The caller commits.
     """
-    unique = list({row["external_id"]: row for row in reversed(rows)}.values())[::-1]  # first wins
+    first: dict[str, dict] = {}
+    for row in rows:  # the first copy wins, at its own place: events are applied in order of arrival
+        first.setdefault(row["external_id"], row)
+    unique = list(first.values())
     # No look-up first: the unique index decides, and only the inserted rows come back.
     fresh = [dict(row, source=source) for row in unique]
     event_ids: list[int] = []
