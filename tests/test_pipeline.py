@@ -267,10 +267,11 @@ def test_redis_outage_loses_nothing_and_processes_each_event_once(db, tmp_path):
         server.wait()
 
 
-def test_the_real_worker_process_runs_the_jobs(client, db, post_webhook, test_env):
-    """`python -m workers.worker` (forking RQ worker) against the test's database and Redis."""
+@pytest.mark.parametrize("mode", [(), ("--fork",)], ids=["in-process", "fork"])
+def test_the_real_worker_process_runs_the_jobs(client, db, post_webhook, test_env, mode):
+    """`python -m workers.worker` (in-process and forking) against the test's database and Redis."""
     post_webhook(health_webhook(to="red"))
-    result = subprocess.run([sys.executable, "-m", "workers.worker", "--burst"], cwd=ROOT, env=test_env,
+    result = subprocess.run([sys.executable, "-m", "workers.worker", *mode, "--burst"], cwd=ROOT, env=test_env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     db.session.expire_all()

@@ -36,9 +36,9 @@ def slow_playbooks(tmp_path):
     return folder
 
 
-def worker(test_env, playbooks_dir, burst=False):
+def worker(test_env, playbooks_dir, burst=False, mode=()):
     env = {**test_env, "PLAYBOOKS_DIR": str(playbooks_dir), "STEP_LEASE_SECONDS": "2"}
-    args = [sys.executable, "-m", "workers.worker"] + (["--burst"] if burst else [])
+    args = [sys.executable, "-m", "workers.worker", *mode] + (["--burst"] if burst else [])
     # Own session: the kill takes the worker and its work horse, as a machine crash would.
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -67,21 +67,25 @@ def wait_until(condition, timeout=30.0, message=None):
         time.sleep(0.1)
 
 
-def test_a_step_whose_worker_is_killed_is_retried_and_completes_once(db, app, receiver, test_env, slow_playbooks):
+@pytest.mark.parametrize("mode", [(), ("--fork",)], ids=["in-process", "fork"])
+def test_a_step_whose_worker_is_killed_is_retried_and_completes_once(db, app, receiver, test_env, slow_playbooks,
+                                                                   mode):
     make_account(db)
     receiver.delay_first = 30  # the first delivery hangs: the worker is mid-step when killed
     playbook = load_playbooks(str(slow_playbooks))["slow-hook"]
     run_id = launch_playbook(db, "slow-hook", params={"url": receiver.url}, playbook=playbook)
     step_id = steps_of(db, run_id)["call"].id
 
-    process = worker(test_env, slow_playbooks)
+    process = worker(test_env, slow_playbooks, mode=mode)
     try:
         receiver.wait_for(1)
         step = steps_of(db, run_id)["call"]
         assert (step.status, step.attempts) == ("running", 1)
-        # RQ puts its work horse in a process group of its own: kill the horse and the worker.
+        # The forking worker's horse is in a process group of its own; the in-process worker has
+        # RQ's scheduler as a child: kill the worker and its children, as a machine crash would.
         horses = children(process.pid)
-        assert horses, "the step runs in a forked work horse"
+        if mode:
+            assert horses, "the step runs in a forked work horse"
         for pid in horses + [process.pid]:
             os.kill(pid, signal.SIGKILL)
         process.wait(timeout=10)
