@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres install check clean
+.PHONY: run test test-sqlite test-postgres install check clean bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is needed (durable-rules does not build on 3.13)"; exit 1; }
@@ -30,6 +30,17 @@ test-sqlite: install
 
 test-postgres: install
 	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The load benches (bench/README.md), one after the other, each appending to bench/RESULTS.md:
+# about an hour on a 2-core machine. BENCH_PG is a PostgreSQL server where each makes (and drops)
+# a database of its own; ingest, steps and rules_engine use BENCH_REDIS (default db 14, flushed).
+BENCH_PG ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+bench: install
+	$(BIN)/python bench/webhook_load.py --database-url $(BENCH_PG)
+	$(BIN)/python bench/soak.py --database-url $(BENCH_PG)
+	BENCH_PG=$(BENCH_PG) $(BIN)/python bench/ingest.py
+	$(BIN)/python bench/steps.py --database-url $(BENCH_PG)
+	$(BIN)/python bench/rules_engine.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
