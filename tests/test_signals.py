@@ -67,6 +67,10 @@ def test_feedback_support_seats_and_users(client, db, auth, run_jobs):
     assert (m["new_users_30d"], m["seats"], m["tickets_30d"], m["tickets_high_30d"]) == (10, 40, 1, 1)
     assert m["ticket_sentiment_30d"] < -0.5
     assert m["features_used_30d"] == 1
+    # Months later, with nothing in the last 60 days: the latest answers are found further back.
+    later = metrics_for("fb", START + timedelta(days=140))
+    assert (later["nps_last"], later["days_since_nps"], later["happiness_last"], later["seats"]) == (9, 120, 1, 40)
+    assert later["tickets_30d"] == 0 and later["active_users_avg_30d"] is None
 
 
 def test_sentiment_is_offline_and_signed():

@@ -9,7 +9,7 @@ from app.extensions import db
 from app.intake import signatures
 from app.intake.request_body import parse_json, raw_body
 from app.intake.schemas import CrmWebhookSchema
-from app.intake.store import enqueue_events, store_event
+from app.intake.store import enqueue_events, store_events
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 crm_schema = CrmWebhookSchema()
@@ -31,11 +31,11 @@ def crm_webhook():
     except ValidationError as exc:
         raise ApiError(400, "invalid webhook body", details=exc.normalized_messages()) from None
 
-    event = store_event(source="crm", external_id=webhook_id, type=data["type"],
-                        account_id=data["account"]["id"], occurred_at=data["occurred_at"],
-                        payload=payload)
+    # Ids only (no Event object to load back after the commit): the 202 needs nothing else.
+    event_ids, duplicates = store_events("crm", [{"external_id": webhook_id, "type": data["type"],
+                                                  "account_id": data["account"]["id"],
+                                                  "occurred_at": data["occurred_at"], "payload": payload}])
     db.session.commit()
-    if event is not None:
-        enqueue_events([event.id])
-    return jsonify(accepted=int(event is not None), duplicates=int(event is None)), 202
+    enqueue_events(event_ids)
+    return jsonify(accepted=len(event_ids), duplicates=duplicates), 202
 

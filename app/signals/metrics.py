@@ -43,9 +43,10 @@ def metrics_for(account_id: str, at: datetime) -> dict:
     if avg_30 is not None and avg_prev:
         change = round((avg_30 - avg_prev) / avg_prev * 100, 1)
     sentiment_count = sum(r.sentiment_count or 0 for r in recent)
-    nps_day, nps = _last(account_id, rows, "nps_score", DailyUsage.nps_score, today)
-    _, happiness = _last(account_id, rows, "happiness", DailyUsage.happiness, today)
-    _, seats = _last(account_id, rows, "seats", DailyUsage.seats, today)
+    latest = _latest(account_id, rows, today, (("nps_score", DailyUsage.nps_score),
+                                               ("happiness", DailyUsage.happiness), ("seats", DailyUsage.seats)))
+    nps_day, nps = latest["nps_score"]
+    happiness, seats = latest["happiness"][1], latest["seats"][1]
     features = set()
     for r in recent:
         features.update(name for name, uses in (r.features or {}).items() if uses)
@@ -73,14 +74,31 @@ def _mean(values) -> float | None:
     return round(sum(values) / len(values), 2) if values else None
 
 
-def _last(account_id: str, rows, name: str, column, today):
-    """The latest value up to today: from the 60 days already read, else one look further back."""
-    for row in reversed(rows):
-        if getattr(row, name) is not None:
-            return row.day, getattr(row, name)
-    earliest = rows[0].day if rows else today
-    found = db.session.execute(
-        select(DailyUsage.day, column).where(DailyUsage.account_id == account_id, DailyUsage.day < earliest,
-                                             column.is_not(None)).order_by(DailyUsage.day.desc()).limit(1)
-    ).first()
-    return (found[0], found[1]) if found else (None, None)
+def _latest(account_id: str, rows, today, columns) -> dict[str, tuple]:
+    """(day, value) of the latest known value of each column up to today: from the 60 days
+    already read, else from further back, all missing ones in one round trip (this runs for
+    every event)."""
+    found, missing = {}, []
+    for name, column in columns:
+        found[name] = next(((row.day, getattr(row, name)) for row in reversed(rows)
+                            if getattr(row, name) is not None), None)
+        if found[name] is None:
+            missing.append((name, column))
+    if missing:
+        earliest = rows[0].day if rows else today
+
+        def newest(column):
+            return (select(DailyUsage.day, column).where(DailyUsage.account_id == account_id,
+                                                         DailyUsage.day < earliest, column.is_not(None))
+                    .order_by(DailyUsage.day.desc()).limit(1))
+
+        # One statement: a scalar subquery per missing column for its day, one for its value.
+        picks = []
+        for name, column in missing:
+            query = newest(column).subquery()
+            picks += [select(query.c.day).scalar_subquery(), select(query.c[column.key]).scalar_subquery()]
+        values = db.session.execute(select(*picks)).one()
+        for index, (name, _) in enumerate(missing):
+            day, value = values[2 * index], values[2 * index + 1]
+            found[name] = (day, value) if day is not None else None
+    return {name: found[name] or (None, None) for name, _ in columns}
