@@ -85,7 +85,8 @@ def build_config(instance_path: str) -> dict:
         "OUTBOX_RETRY_AFTER": env_int("OUTBOX_RETRY_AFTER", 10),
         # Rate limits, "requests/seconds": per client address for webhooks, per token for the API,
         # per address and e-mail for sign-in attempts.
-        "RATE_LIMIT_WEBHOOKS": env_str("RATE_LIMIT_WEBHOOKS", "1200/60"),
+        # 100/s per address: a CRM's bulk update sends from a few addresses at well over 20/s.
+        "RATE_LIMIT_WEBHOOKS": env_str("RATE_LIMIT_WEBHOOKS", "6000/60"),
         "RATE_LIMIT_API": env_str("RATE_LIMIT_API", "1200/60"),
         "RATE_LIMIT_LOGIN": env_str("RATE_LIMIT_LOGIN", "10/60"),
         "RATE_LIMITS_ENABLED": env_str("RATE_LIMITS_ENABLED", "1") == "1",

@@ -461,7 +461,7 @@ def test_the_queues_page_shows_workers_and_the_outbox_backlog(web, db):
         html = signed_in(web, MO).get("/admin/queues/").get_data(as_text=True)
     finally:
         worker.register_death()
-    assert "test-worker" in html and "events, steps, maintenance" in html
+    assert "test-worker" in html and "steps, events, maintenance" in html
     assert "<strong>1</strong> event(s) not yet processed" in html and "backlog" in html
 
 

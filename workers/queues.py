@@ -9,7 +9,9 @@ from app.redis_conn import get_redis
 EVENTS = "events"  # incoming events: match rules, launch playbooks
 STEPS = "steps"  # automated playbook steps (mail, webhooks, off-boarding)
 MAINTENANCE = "maintenance"  # periodic jobs: outbox sweep, overdue checks
-ALL = (EVENTS, STEPS, MAINTENANCE)
+# The order a worker takes work in: a playbook's next step before the next event, so a run
+# already under way (a mail, then a task) is not held up behind a backlog of new events.
+ALL = (STEPS, EVENTS, MAINTENANCE)
 
 
 def queue(name: str, app=None) -> Queue:
