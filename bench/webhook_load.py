@@ -226,19 +226,20 @@ class Phase:
     cpu: dict = field(default_factory=dict)
 
 
-def start_stack(server: str, mode: str, env: dict, port: int, web_workers: int, logs: Path) -> list:
+def start_stack(server: str, mode: str, env: dict, port: int, web_workers: int, logs: Path,
+                workers: int = 1) -> list:
     app_ref = "wsgi:app" if server == "triage" else "bench.bare_app:app"
     out = open(logs / f"{server}-{mode}-web.log", "ab")
     web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", str(web_workers), "--bind",
                             f"127.0.0.1:{port}", "--access-logfile", "-", app_ref],
                            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     if server == "triage":
-        command = [sys.executable, "-m", "workers.worker", *(["--simple"] if mode == "simple" else [])]
+        command = [sys.executable, "-m", "workers.worker", *(["--fork"] if mode == "fork" else [])]
     else:
         command = [sys.executable, "-c", f"from bench.bare_app import run_bare_worker; run_bare_worker({mode!r})"]
     out = open(logs / f"{server}-{mode}-worker.log", "ab")
-    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    return [web, worker]
+    return [web] + [subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                    for _ in range(workers)]
 
 
 def run_phase(phase: Phase, args, env: dict, secret: str, redis_url: str, conninfo: dict, logs: Path) -> Phase:
@@ -246,7 +247,7 @@ def run_phase(phase: Phase, args, env: dict, secret: str, redis_url: str, connin
 
     redis.Redis.from_url(redis_url).flushdb()  # our own Redis: nothing else lives there
     port = free_port()
-    processes = start_stack(phase.server, phase.mode, env, port, args.web_workers, logs)
+    processes = start_stack(phase.server, phase.mode, env, port, args.web_workers, logs, args.workers)
     path = "/webhooks/crm" if phase.server == "triage" else "/bare/webhook"
     table, key = ("tasks", "account_id") if phase.server == "triage" else ("bare_tasks", "key")
     try:
@@ -613,7 +614,7 @@ def report(phases: list[Phase], args, about: str, command: str, connect: float, 
         f"machine: {about}",
         f"command: `{command}`",
         f"PostgreSQL (throwaway database) and a redis-server of its own, loopback; gunicorn {args.web_workers} sync "
-        f"workers as app/serve.py starts it (access log on); ONE worker per phase; open-loop client: "
+        f"workers as app/serve.py starts it (access log on); {args.workers} worker process(es) per phase; open-loop client: "
         f"{args.clients} threads in the bench process, a new connection per POST, red/yellow/green in turn, "
         f"each to a new account; RATE_LIMIT_WEBHOOKS raised (all sends come from one address) and the default "
         f"brake of the rules (500 launches an hour) lifted. End to end = "
@@ -745,6 +746,7 @@ def main() -> None:
     parser.add_argument("--worker-mode", choices=("both", "fork", "simple"), default="both")
     parser.add_argument("--database-url", default=PG_SERVER, help="PostgreSQL server (a database is made there)")
     parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (Triage's and the bare RQ's alike)")
     parser.add_argument("--clients", type=int, default=128,
                         help="client threads (enough that a slow server never holds back the schedule)")
     parser.add_argument("--poll-ms", type=float, default=10, help="poller period")
