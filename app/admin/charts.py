@@ -242,7 +242,8 @@ def lines(labels: list[str], series: dict[str, list[float | None]], label: str, 
             body.append(shape + f'<title>{escape(name)}</title>' + ("</polyline>" if len(points) > 1 else "</circle>"))
     for i, text in enumerate(labels):
         if _labelled(i, n):
-            body.append(f'<text x="{left + i * step:.1f}" y="{height - 10}" text-anchor="middle" fill="#6c757d">'
+            anchor = "end" if i == n - 1 else "middle"  # the last label ends at the plot's edge, not past it
+            body.append(f'<text x="{left + i * step:.1f}" y="{height - 10}" text-anchor="{anchor}" fill="#6c757d">'
                         f'{escape(text)}</text>')
     return _svg(width, height, body, label)
 
