@@ -1,9 +1,12 @@
 """What every benchmark here shares: the machine's description, a free port, the results file."""
 from __future__ import annotations
 
+import http.client
 import os
 import platform
 import socket
+import threading
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -177,3 +180,36 @@ def slope_per(xs: list[float], ys: list[float], per: float) -> float:
     if len(xs) < 3 or len(set(xs)) < 2:
         return float("nan")
     return statistics.linear_regression(xs, ys).slope * per
+
+
+def post_all(port: int, path: str, bodies: list[bytes], headers: dict, threads: int,
+             keep_alive: bool = True, timeout: float = 60) -> float:
+    """POST every body once from `threads` client threads on loopback; the seconds it took.
+    Any answer but 202 fails the run. `keep_alive=False` opens a connection per request."""
+    pending, lock, errors = list(bodies), threading.Lock(), []
+
+    def client():
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout) if keep_alive else None
+        while True:
+            with lock:
+                if not pending:
+                    return
+                body = pending.pop()
+            this = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            this.request("POST", path, body=body, headers=headers)
+            response = this.getresponse()
+            response.read()
+            if not keep_alive:
+                this.close()
+            if response.status != 202:
+                errors.append(response.status)
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests refused: {errors[:5]}")
+    return time.perf_counter() - started

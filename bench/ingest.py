@@ -15,7 +15,7 @@ import sys as _sys
 from pathlib import Path as _Path
 
 _sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
-from bench.common import append_results, free_port, machine  # noqa: E402,F401
+from bench.common import append_results, free_port, machine, post_all  # noqa: E402,F401
 
 import argparse
 import http.client
@@ -24,7 +24,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -65,33 +64,7 @@ def batches(count: int, run: str) -> list[bytes]:
 
 def load(port: int, path: str, bodies: list[bytes], headers: dict) -> float:
     """Post every body once from THREADS keep-alive connections; events accepted per second."""
-    pending = list(bodies)
-    lock = threading.Lock()
-    errors = []
-
-    def client():
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        while True:
-            with lock:
-                if not pending:
-                    return
-                body = pending.pop()
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            if response.status != 202:
-                errors.append(response.status)
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"{len(errors)} requests failed: {errors[:5]}")
-    return len(bodies) * BATCH / elapsed
+    return len(bodies) * BATCH / post_all(port, path, bodies, headers, THREADS)
 
 
 def main() -> None:

@@ -35,10 +35,10 @@ from pathlib import Path as _Path
 _sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
 from bench.common import (PG_SERVER, ROOT, append_results, create_database, drop_database, free_port,  # noqa: E402
                           machine, psycopg_conninfo, slope_per, start_redis, stop, tree_rss_mb, wait_http)
+from bench.common import post_all as common_post_all  # noqa: E402
 
 import argparse
 import gc
-import http.client
 import json
 import os
 import random
@@ -47,7 +47,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -86,32 +85,8 @@ def bodies(first: int, count: int, run: str) -> list[bytes]:
 
 
 def post_all(port: int, path: str, payloads: list[bytes], headers: dict) -> float:
-    """Post every body from THREADS keep-alive-less connections; seconds taken. Any non-202 fails."""
-    pending, lock, errors = list(payloads), threading.Lock(), []
-
-    def client():
-        while True:
-            with lock:
-                if not pending:
-                    return
-                body = pending.pop()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            connection.close()
-            if response.status != 202:
-                errors.append(response.status)
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise RuntimeError(f"{len(errors)} batches refused: {errors[:5]}")
-    return time.perf_counter() - started
+    """Post every body from THREADS connections, a new one per request; seconds taken. Any non-202 fails."""
+    return common_post_all(port, path, payloads, headers, THREADS, keep_alive=False, timeout=120)
 
 
 def web_rss(master_pid: int) -> float:
