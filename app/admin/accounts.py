@@ -1,6 +1,8 @@
 """Accounts: the portfolio list and the page of one account."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import abort, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import FilterEqual, FilterLike
@@ -14,8 +16,6 @@ from app.admin import formatting as fmt
 from app.admin.access import EVERYTHING, assignee_check, may_see_account, scope_accounts
 from app.admin.views import AdminModelView
 from app.extensions import db
-from datetime import timedelta
-
 from app.models import HEALTH_STATUSES, Account, Event, HealthChange, PlaybookRun, Task
 from app.models.score import HealthScore
 from app.models.types import utcnow
