@@ -148,9 +148,10 @@ def read_yaml(path: str) -> YamlFile:
         raise FileErrors([FileError(path, 1, 1, f"not UTF-8 text ({exc.reason})", "save the file as UTF-8")])
     try:
         return _parse(_Loader, path, text)
-    except yaml.MarkedYAMLError as fast_error:
+    except yaml.MarkedYAMLError as exc:
         if _Loader is _PyLoader:
-            raise FileErrors([_syntax_error(path, fast_error)])
+            raise FileErrors([_syntax_error(path, exc)])
+        fast_error = exc  # `exc` is unbound after its except block; the last line needs it
     try:
         return _parse(_PyLoader, path, text)
     except yaml.MarkedYAMLError as exc:
