@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.extensions import db
 from app.models import Account, Contact, HealthChange
 
+LOCK = select(Account).where(Account.id == bindparam("account_id")).with_for_update()  # built once: every event
 ACCOUNT_FIELDS = ("name", "segment", "lifecycle_stage", "plan", "arr", "renewal_date",
                   "customer_since", "csm", "manager")
 
@@ -20,11 +21,16 @@ def lock_account(account_id: str) -> Account:
     Locking serialises events of one account across workers, so the health history
     always knows the true previous status.
     """
+    account = db.session.execute(LOCK, {"account_id": account_id}).scalar_one_or_none()
+    if account is not None:  # the usual case: one statement
+        return account
+    # First sight. The row this transaction inserts is its own until commit; when a concurrent
+    # transaction inserted it first, nothing comes back and the lock waits for that one.
     insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    db.session.execute(insert(Account).values(id=account_id).on_conflict_do_nothing(index_elements=["id"]))
-    return db.session.execute(
-        select(Account).where(Account.id == account_id).with_for_update()
-    ).scalar_one()
+    account = db.session.execute(
+        insert(Account).values(id=account_id).on_conflict_do_nothing(index_elements=["id"]).returning(Account)
+    ).scalars().first()
+    return account if account is not None else db.session.execute(LOCK, {"account_id": account_id}).scalar_one()
 
 
 def apply_account_facts(account: Account, facts: dict) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from app.accounts import apply_account_facts, lock_account, record_health_change
 from app.extensions import db
@@ -19,7 +19,7 @@ from app.matching.facts import event_facts
 from app.models import Event, OutboxEntry
 from app.models.types import utcnow
 from app.playbooks.actions.offboard import strip_contacts
-from app.playbooks.lifecycle import on_health_change
+from app.playbooks.lifecycle import on_health_change, open_runs
 from app.signals.metrics import metrics_for
 from app.signals.rollups import USAGE_TYPES, apply_usage_event
 from app.signals.scores import recompute as recompute_score
@@ -31,6 +31,9 @@ CRM_TYPES = ("account.health_changed", "account.updated")
 CRM_SOURCES = ("crm", "hubspot", "salesforce")
 crm_schema = CrmWebhookSchema()
 SCORE_INPUTS = USAGE_TYPES
+# Built once (this runs for every event; building a statement costs about as much as sending it).
+CLAIM = (update(Event).where(Event.id == bindparam("event_id"), Event.processed_at.is_(None))
+         .values(processed_at=bindparam("now")).returning(Event))
 
 
 def event_job_id(event_id: int) -> str:
@@ -73,12 +76,10 @@ def process_events(event_ids: list[int]) -> dict:
 
 
 def process_one(event_id: int) -> str:
-    claimed = db.session.execute(
-        update(Event).where(Event.id == event_id, Event.processed_at.is_(None)).values(processed_at=utcnow())
-    ).rowcount
+    # The claim and the read in one statement: the row comes back only if it was unprocessed.
+    event = db.session.execute(CLAIM, {"event_id": event_id, "now": utcnow()}).scalars().first()
     follow_ups: list[Event] = []  # internal events this one caused (a score band change)
-    if claimed:
-        event = db.session.get(Event, event_id)
+    if event is not None:
         if event.source in CRM_SOURCES and event.type in CRM_TYPES:
             outcome = apply_crm_event(event)
         else:
@@ -109,12 +110,13 @@ def apply_crm_event(event: Event) -> str:
         reason=health.get("reason"), changed_by=health.get("changed_by"), source=event.source, event_id=event.id)
     if not is_current:
         return "older than the current status: kept in history, no rules run"
-    on_health_change(account, previous, health["to"])  # runs and tasks react to the change
-    if health["to"] == previous:
+    if health["to"] == previous:  # both lower-case (the schema)
         return "status unchanged (a new reason): kept in history, no rules run"
+    runs = open_runs(account.id)  # one read, for closing runs on the change and for launching
+    on_health_change(account, previous, health["to"], runs)  # runs and tasks react to the change
     facts = event_facts(event=event, account=account, metrics=metrics_for(account.id, event.occurred_at),
                         health={"to": health["to"], "from": previous, "crm_from": health.get("from_")})
-    return f"{len(enforce(facts, event, account))} rule(s) fired"
+    return f"{len(enforce(facts, event, account, runs))} rule(s) fired"
 
 
 def apply_signal_event(event: Event, follow_ups: list[Event]) -> str:

@@ -21,7 +21,7 @@ from app import audit, catalog
 from app.extensions import db
 from app.matching.conditions import lookup
 from app.matching.model import Rule
-from app.models import Account, Event, RuleFiring
+from app.models import Account, Event, PlaybookRun, RuleFiring
 from app.models.rule_state import RuleState
 from app.models.types import utcnow
 from app.playbooks.runner import launch
@@ -30,11 +30,13 @@ from app.playbooks.templating import render_params
 log = logging.getLogger(__name__)
 
 
-def enforce(facts: dict, event: Event, account: Account) -> list[RuleFiring]:
+def enforce(facts: dict, event: Event, account: Account,
+            open_runs: list[PlaybookRun] | None = None) -> list[RuleFiring]:
     """Match the facts against the live rules and launch what fired.
 
     When several rules would launch the same playbook for this event, the highest
-    priority wins and the others are recorded as `superseded`.
+    priority wins and the others are recorded as `superseded`. `open_runs`: the account's
+    open runs if the caller has them (see `launch`).
     """
     current = catalog.current()
     matched = current.matcher.match(facts, include_disabled=True)
@@ -53,7 +55,7 @@ def enforce(facts: dict, event: Event, account: Account) -> list[RuleFiring]:
         firing.outcome, firing.detail = _decide(rule, state, states, facts, event, launched_playbooks)
         if firing.outcome == "launch":
             run = launch(current.playbooks[rule.playbook], account, event=event, rule=rule.name,
-                         params=_params(rule, facts))
+                         params=_params(rule, facts), open_runs=open_runs)
             launched_playbooks.add(rule.playbook)
             firing.outcome = "launched" if run is not None else "run_already_open"
             firing.run_id = run.id if run is not None else None
@@ -120,11 +122,12 @@ def _throttled(rule: Rule, key: str | None, event: Event) -> bool:
 
 
 def _recent_launches(rule: Rule) -> int:
+    """Launches within the brake's window, counted up to its max: the brake only needs to know
+    whether the max is reached, and the count stays bounded however busy the rule is."""
     since = utcnow() - timedelta(seconds=rule.brake.seconds)
-    return db.session.execute(
-        select(func.count(RuleFiring.id)).where(RuleFiring.rule == rule.name, RuleFiring.outcome == "launched",
-                                               RuleFiring.fired_at > since)
-    ).scalar_one()
+    recent = (select(RuleFiring.id).where(RuleFiring.rule == rule.name, RuleFiring.outcome == "launched",
+                                          RuleFiring.fired_at > since).limit(rule.brake.max).subquery())
+    return db.session.execute(select(func.count()).select_from(recent)).scalar_one()
 
 
 def pause(name: str, reason: str, states: dict | None = None) -> RuleState:

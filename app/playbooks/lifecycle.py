@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app import audit, catalog
 from app.extensions import db
@@ -46,15 +46,24 @@ def is_worse(previous: str | None, new: str) -> bool:
     return order[new] > order[previous]
 
 
-def on_health_change(account: Account, previous: str | None, new: str) -> dict:
-    """React to the account's current status moving from `previous` to `new` (no commit)."""
+OPEN_RUNS = select(PlaybookRun).where(PlaybookRun.account_id == bindparam("account_id"),
+                                      PlaybookRun.status.in_(OPEN_RUN))  # built once: every status change
+
+
+def open_runs(account_id: str) -> list[PlaybookRun]:
+    return list(db.session.execute(OPEN_RUNS, {"account_id": account_id}).scalars())
+
+
+def on_health_change(account: Account, previous: str | None, new: str,
+                     runs: list[PlaybookRun] | None = None) -> dict:
+    """React to the account's current status moving from `previous` to `new` (no commit).
+    `runs`: the account's open runs, if the caller read them already (`open_runs`)."""
     new = (new or "").lower()
     if previous == new:
         return {"closed": [], "woken": []}
     playbooks = catalog.current().playbooks
     closed = []
-    for run in db.session.execute(select(PlaybookRun).where(
-            PlaybookRun.account_id == account.id, PlaybookRun.status.in_(OPEN_RUN))).scalars().all():
+    for run in open_runs(account.id) if runs is None else list(runs):
         playbook = playbooks.get(run.playbook)
         if playbook is None or new not in playbook.close_on_health:
             continue

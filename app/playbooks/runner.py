@@ -34,11 +34,18 @@ def open_run(playbook: str, account_id: str) -> PlaybookRun | None:
 
 
 def launch(playbook: Playbook, account: Account, *, event: Event | None = None, rule: str | None = None,
-           params: dict | None = None) -> PlaybookRun | None:
+           params: dict | None = None, open_runs: list[PlaybookRun] | None = None) -> PlaybookRun | None:
     """Start a run; None when one of this playbook is already open for the account
-    (unless the playbook says `concurrent: true`)."""
-    if not playbook.concurrent and open_run(playbook.name, account.id):
-        return None
+    (unless the playbook says `concurrent: true`).
+
+    `open_runs`: the account's open runs, when the caller has read them already under the
+    account's lock (process_event does); the new run is added to it.
+    """
+    if not playbook.concurrent:
+        already = (open_run(playbook.name, account.id) if open_runs is None else
+                   next((r for r in open_runs if r.playbook == playbook.name and r.status in OPEN_RUN), None))
+        if already is not None:
+            return None
     run = PlaybookRun(
         playbook=playbook.name, playbook_version=playbook.version, account_id=account.id, rule=rule,
         trigger_event_id=event.id if event else None, triggered_at=event.occurred_at if event else None,
@@ -48,13 +55,25 @@ def launch(playbook: Playbook, account: Account, *, event: Event | None = None, 
     run.steps = [RunStep(name=step.name, position=step.position, kind=step.kind, action=step.action,
                          status="pending") for step in playbook.steps]
     db.session.add(run)
+    # The first steps are decided before the rows are written, so the run and its steps go in
+    # with their first statuses (no UPDATE after the INSERT); what needs their ids (the tasks,
+    # whose templates may show the run's id, and the jobs) comes after the flush.
+    started: list[tuple[RunStep, Step]] = []
+    advance(run, playbook, account, started=started)
     db.session.flush()
-    advance(run, playbook, account)
+    for row, spec in started:
+        _begin(run, row, spec, account)
+    if open_runs is not None:
+        open_runs.append(run)
     return run
 
 
-def advance(run: PlaybookRun, playbook: Playbook, account: Account) -> None:
-    """Start every step whose predecessors have ended; close the run when all have."""
+def advance(run: PlaybookRun, playbook: Playbook, account: Account,
+            started: list[tuple[RunStep, Step]] | None = None) -> None:
+    """Start every step whose predecessors have ended; close the run when all have.
+
+    With `started`, a run not yet written (launch): the steps get their statuses and are
+    listed there for the caller to begin (task, job) once they have ids."""
     if run.status not in OPEN_RUN:
         return
     steps = {step.name: step for step in run.steps}
@@ -73,7 +92,11 @@ def advance(run: PlaybookRun, playbook: Playbook, account: Account) -> None:
             if any(b.status in ENDED_NOT_RUN for b in before) or not _when_holds(spec, steps, account):
                 row.status, row.finished_at = "skipped", utcnow()
             else:
-                _start(run, row, spec, account)
+                _start(row, spec, account)
+                if started is None:
+                    _begin(run, row, spec, account)
+                else:
+                    started.append((row, spec))
             changed = True
     _update_run_status(run)
 
@@ -90,25 +113,30 @@ def _when_holds(spec: Step, steps: dict[str, RunStep], account: Account) -> bool
     return True
 
 
-def _start(run: PlaybookRun, row: RunStep, spec: Step, account: Account) -> None:
+def _start(row: RunStep, spec: Step, account: Account) -> None:
+    """The step's new status: an automated step is queued, a manual one open for its assignee."""
     row.started_at = utcnow()
     if spec.task is None:
         row.status, row.enqueued_at = "queued", utcnow()
+        return
+    row.status, row.assignee, row.due_at = "open", resolve_assignee(spec.task.assignee, account), due_date(spec.task)
+
+
+def _begin(run: PlaybookRun, row: RunStep, spec: Step, account: Account) -> None:
+    """A started step's work: its job (enqueued after commit), or its task."""
+    if spec.task is None:
         action = registry.get(spec.action)
         after_commit(db.session, "step", row.id, timeout=spec.timeout or (action.timeout if action else None))
         return
     context = template_context(run, account)
     task_spec = spec.task
-    due_at = due_date(task_spec)
-    assignee = resolve_assignee(task_spec.assignee, account)
-    row.status, row.assignee, row.due_at = "open", assignee, due_at
     trigger = db.session.get(Event, run.trigger_event_id) if run.trigger_event_id else None
     db.session.add(Task(
         account_id=account.id, run_id=run.id, step_id=row.id,
         title=render(task_spec.title, context).strip(),
         instructions=render(task_spec.instructions, context) if task_spec.instructions else None,
-        assignee=assignee, assignee_role=task_spec.assignee if "@" not in task_spec.assignee else None,
-        priority=task_spec.priority, status="open", outcomes=list(task_spec.outcomes), due_at=due_at,
+        assignee=row.assignee, assignee_role=task_spec.assignee if "@" not in task_spec.assignee else None,
+        priority=task_spec.priority, status="open", outcomes=list(task_spec.outcomes), due_at=row.due_at,
         rule=run.rule, event_id=trigger.id if trigger else None,
     ))
 

@@ -5,9 +5,9 @@ same metrics as it did live.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, union_all
 
 from app.extensions import db
 from app.models.usage import DailyUsage
@@ -24,16 +24,14 @@ MIN_BASELINE_DAYS = 7
 COLUMNS = (DailyUsage.day, DailyUsage.active_users, DailyUsage.logins, DailyUsage.features, DailyUsage.seats,
            DailyUsage.new_users, DailyUsage.nps_score, DailyUsage.happiness, DailyUsage.tickets,
            DailyUsage.tickets_high, DailyUsage.sentiment_sum, DailyUsage.sentiment_count)
+# Metrics that take the latest value however old (an NPS answer from last year is still the last).
+LATEST = (("nps_score", DailyUsage.nps_score), ("happiness", DailyUsage.happiness), ("seats", DailyUsage.seats))
 
 
 def metrics_for(account_id: str, at: datetime) -> dict:
     today = at.date()
     start_30, start_prev = today - timedelta(days=29), today - timedelta(days=59)
-    # Plain rows, not ORM objects: this runs for every event, and object loading is the cost.
-    rows = db.session.execute(
-        select(*COLUMNS).where(DailyUsage.account_id == account_id, DailyUsage.day >= start_prev,
-                               DailyUsage.day <= today).order_by(DailyUsage.day)
-    ).all()
+    rows, older = _read(account_id, start_prev, today)
     recent = [r for r in rows if r.day >= start_30]
     previous = [r for r in rows if r.day < start_30]
     avg_30 = _mean([r.active_users for r in recent])
@@ -43,8 +41,7 @@ def metrics_for(account_id: str, at: datetime) -> dict:
     if avg_30 is not None and avg_prev:
         change = round((avg_30 - avg_prev) / avg_prev * 100, 1)
     sentiment_count = sum(r.sentiment_count or 0 for r in recent)
-    latest = _latest(account_id, rows, today, (("nps_score", DailyUsage.nps_score),
-                                               ("happiness", DailyUsage.happiness), ("seats", DailyUsage.seats)))
+    latest = _latest(rows, older, LATEST)
     nps_day, nps = latest["nps_score"]
     happiness, seats = latest["happiness"][1], latest["seats"][1]
     features = set()
@@ -74,31 +71,35 @@ def _mean(values) -> float | None:
     return round(sum(values) / len(values), 2) if values else None
 
 
-def _latest(account_id: str, rows, today, columns) -> dict[str, tuple]:
-    """(day, value) of the latest known value of each column up to today: from the 60 days
-    already read, else from further back, all missing ones in one round trip (this runs for
-    every event)."""
-    found, missing = {}, []
-    for name, column in columns:
-        found[name] = next(((row.day, getattr(row, name)) for row in reversed(rows)
-                            if getattr(row, name) is not None), None)
-        if found[name] is None:
-            missing.append((name, column))
-    if missing:
-        earliest = rows[0].day if rows else today
+def _read(account_id: str, first: date, last: date) -> tuple[list, list]:
+    """The 60 days' rows, and for each of LATEST the newest row before them that has it, in one
+    round trip (this runs for every event): plain rows, not ORM objects, as object loading is
+    the cost. Each part is an index range on (account_id, day)."""
+    rows = db.session.execute(_READ, {"account_id": account_id, "first": first, "last": last}).all()
+    rows.sort(key=lambda row: row.day)
+    return [r for r in rows if r.day >= first], [r for r in rows if r.day < first]
 
-        def newest(column):
-            return (select(DailyUsage.day, column).where(DailyUsage.account_id == account_id,
-                                                         DailyUsage.day < earliest, column.is_not(None))
-                    .order_by(DailyUsage.day.desc()).limit(1))
 
-        # One statement: a scalar subquery per missing column for its day, one for its value.
-        picks = []
-        for name, column in missing:
-            query = newest(column).subquery()
-            picks += [select(query.c.day).scalar_subquery(), select(query.c[column.key]).scalar_subquery()]
-        values = db.session.execute(select(*picks)).one()
-        for index, (name, _) in enumerate(missing):
-            day, value = values[2 * index], values[2 * index + 1]
-            found[name] = (day, value) if day is not None else None
-    return {name: found[name] or (None, None) for name, _ in columns}
+def _read_statement():
+    """Built once: constructing this union costs more than running it."""
+    account_id, first, last = bindparam("account_id"), bindparam("first"), bindparam("last")
+    window = select(*COLUMNS).where(DailyUsage.account_id == account_id, DailyUsage.day >= first,
+                                    DailyUsage.day <= last)
+    # SQLite takes no ORDER BY / LIMIT inside a compound SELECT: each older pick is a subquery.
+    picks = [select(*COLUMNS).where(DailyUsage.account_id == account_id, DailyUsage.day < first,
+                                    column.is_not(None)).order_by(DailyUsage.day.desc()).limit(1).subquery()
+             for _, column in LATEST]
+    return union_all(window, *(select(*pick.c) for pick in picks))
+
+
+_READ = _read_statement()
+
+
+def _latest(rows: list, older: list, columns) -> dict[str, tuple]:
+    """(day, value) of the latest known value of each column up to today: from the 60 days,
+    else from the newest older row that has it, else (None, None)."""
+    found = {}
+    for name, _ in columns:
+        found[name] = next(((row.day, getattr(row, name)) for source in (rows, older) for row in reversed(source)
+                            if getattr(row, name) is not None), (None, None))
+    return found
