@@ -15,7 +15,7 @@ whole worker path would take hours. What is soaked instead, in about 25 minutes 
 - worker: ONE `python -m workers.worker --simple` (no fork: the long-lived process where a
   leak would accumulate) working through the queued events of the api part (or a feed of its
   own) for --minutes; its RSS is sampled every 2 s against the number of events it has
-  processed (the outbox's lowest unprocessed event). Baseline: a bare RQ SimpleWorker
+  processed (the lowest unprocessed event). Baseline: a bare RQ SimpleWorker
   (bench/bare_app.py, one INSERT per job) for --baseline-minutes, RSS against jobs done.
 - rules: the rule stage alone, in a fresh process: `event_facts` + `Matcher.match` (100
   generated rules, bench/rules_engine.py's) over --events facts, against the bare
@@ -143,7 +143,7 @@ def soak_worker(args, env: dict, conninfo: dict, logs: Path) -> dict:
     import psycopg
 
     with psycopg.connect(**conninfo, autocommit=True) as connection:
-        first = connection.execute("SELECT min(event_id) FROM outbox").fetchone()[0]
+        first = connection.execute("SELECT min(id) FROM events WHERE processed_at IS NULL").fetchone()[0]
         if first is None:
             raise RuntimeError("no queued events for the worker")
         out = open(logs / "worker.log", "ab")
@@ -154,7 +154,7 @@ def soak_worker(args, env: dict, conninfo: dict, logs: Path) -> dict:
             deadline = time.time() + args.minutes * 60
             while time.time() < deadline and worker.poll() is None:
                 time.sleep(2)
-                lowest = connection.execute("SELECT min(event_id) FROM outbox WHERE event_id >= %s",
+                lowest = connection.execute("SELECT min(id) FROM events WHERE processed_at IS NULL AND id >= %s",
                                             (first,)).fetchone()[0]
                 if lowest is None:  # all processed
                     lowest = connection.execute("SELECT max(id) + 1 FROM events").fetchone()[0]

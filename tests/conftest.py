@@ -22,6 +22,15 @@ import redis as redis_lib
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def unprocessed(session) -> int:
+    """Events not yet applied: the outbox (an event with no processed_at, see app.models.Event)."""
+    from sqlalchemy import func, select
+
+    from app.models import Event
+
+    return session.scalar(select(func.count(Event.id)).where(Event.processed_at.is_(None)))
 TEST_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TEST_TOKEN = "test-token-123"
 

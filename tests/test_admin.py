@@ -447,14 +447,14 @@ def test_the_queues_page_lists_a_failed_job_and_retry_puts_it_back(app, web, db)
 
 
 def test_the_queues_page_shows_workers_and_the_outbox_backlog(web, db):
-    from app.models import OutboxEntry
     from app.redis_conn import get_redis
     from workers.queues import ALL, queue
 
     team(db)
-    stuck = add(db, Event(source="api", external_id="evt-1", type="usage.daily", account_id="acme",
-                          occurred_at=NOW, payload={}))[0]
-    add(db, OutboxEntry(event_id=stuck.id, created_at=NOW - timedelta(minutes=30)))
+    add(db, Event(source="api", external_id="evt-1", type="usage.daily", account_id="acme", occurred_at=NOW,
+                  received_at=NOW - timedelta(minutes=30), payload={}),  # unprocessed: the backlog
+        Event(source="api", external_id="evt-2", type="usage.daily", account_id="acme", occurred_at=NOW,
+              received_at=NOW - timedelta(minutes=40), processed_at=NOW, payload={}))
     worker = SimpleWorker([queue(name) for name in ALL], connection=get_redis(), name="test-worker")
     worker.register_birth()
     try:

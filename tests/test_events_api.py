@@ -5,8 +5,9 @@ import json
 
 from sqlalchemy import func, select
 
-from app.models import Account, Event, OutboxEntry
+from app.models import Account, Event
 from app.models.usage import DailyUsage
+from tests.conftest import unprocessed
 
 
 def event(id="evt-1", account_id="acme", type="usage.daily", occurred_at="2026-11-20T00:00:00Z", **properties):
@@ -23,14 +24,14 @@ def count(db, model):
     return db.session.scalar(select(func.count()).select_from(model))
 
 
-def test_a_batch_is_stored_with_outbox_rows_and_processed(client, db, auth, run_jobs):
+def test_a_batch_is_stored_unprocessed_then_processed(client, db, auth, run_jobs):
     batch = [event(id=f"evt-{i}", occurred_at=f"2026-11-{10 + i:02d}T00:00:00Z") for i in range(5)]
     response = post(client, auth, batch)
     assert response.status_code == 202
     assert response.get_json() == {"accepted": 5, "duplicates": 0}
-    assert count(db, Event) == 5 and count(db, OutboxEntry) == 5
+    assert count(db, Event) == 5 and unprocessed(db.session) == 5
     run_jobs()
-    assert count(db, OutboxEntry) == 0
+    assert unprocessed(db.session) == 0
     assert db.session.get(Account, "acme") is not None  # unknown accounts are created on first sight
     days = db.session.execute(select(DailyUsage).order_by(DailyUsage.day)).scalars().all()
     assert [d.day.isoformat() for d in days] == [f"2026-11-{10 + i:02d}" for i in range(5)]

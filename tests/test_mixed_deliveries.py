@@ -32,9 +32,9 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from sqlalchemy import select
 
-from app.models import Account, Event, HealthChange, OutboxEntry, PlaybookRun, RuleFiring, Task
+from app.models import Account, Event, HealthChange, PlaybookRun, RuleFiring, Task
 from app.models.usage import DailyUsage
-from tests.conftest import ROOT, TEST_SECRET, TEST_TOKEN, signed_headers
+from tests.conftest import ROOT, TEST_SECRET, TEST_TOKEN, signed_headers, unprocessed
 
 SEED = 20261125
 ACCOUNTS, DAYS = 160, 42
@@ -643,7 +643,7 @@ def assert_events(db, model):
     assert set(internal) <= {"usage.feature_first_used", "health.score_band_changed"}
     assert {r.external_id for r in rows if r.type == "usage.feature_first_used"} == model.first_uses
     assert [r.external_id for r in rows if r.processed_at is None] == []
-    assert db.session.execute(select(OutboxEntry.event_id)).all() == []
+    assert unprocessed(db.session) == 0
 
 
 def assert_history_and_usage(db, model):

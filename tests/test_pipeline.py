@@ -13,9 +13,9 @@ from rq import SimpleWorker
 from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select
 
-from app.models import (Account, Contact, ErasureRecord, Event, HealthChange, MailLog, OutboxEntry, PlaybookRun,
+from app.models import (Account, Contact, ErasureRecord, Event, HealthChange, MailLog, PlaybookRun,
                         RuleFiring, RunStep, Task)
-from tests.conftest import ROOT, free_port, health_webhook, signed_headers
+from tests.conftest import ROOT, free_port, health_webhook, signed_headers, unprocessed
 
 
 def tasks_of(db, account_id="acme"):
@@ -34,7 +34,7 @@ def test_red_webhook_becomes_urgent_tasks_for_csm_and_manager(client, db, post_w
     assert all(t.rule == firing.rule and t.event_id == event.id for t in tasks)
     assert firing.ruleset_version and firing.run_id == tasks[0].run_id
     assert event.processed_at is not None
-    assert db.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
+    assert unprocessed(db.session) == 0
     account = db.session.get(Account, "acme")
     assert (account.health_status, account.csm, account.segment) == ("red", "ana@vendor.example", "enterprise")
     run = db.session.get(PlaybookRun, tasks[0].run_id)
@@ -252,13 +252,13 @@ def test_redis_outage_loses_nothing_and_processes_each_event_once(db, tmp_path):
             response = client.post("/webhooks/crm", data=body, headers=signed_headers(body))
             assert response.status_code == 202
         with app.app_context():
-            assert db.session.scalar(select(func.count()).select_from(OutboxEntry)) == 5
+            assert unprocessed(db.session) == 5
         server = _start_redis(port, tmp_path)  # Redis is back, empty
         with app.app_context():
             for _ in range(2):  # a second sweep must not process anything again
                 sweep(grace_seconds=0)
                 SimpleWorker([queue(n) for n in ALL], connection=get_redis()).work(burst=True)
-            assert db.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
+            assert unprocessed(db.session) == 0
             assert db.session.scalar(select(func.count()).select_from(PlaybookRun)) == 5
             assert db.session.scalar(select(func.count()).select_from(Task)) == 10
             assert db.session.scalar(select(func.count()).select_from(RuleFiring)) == 5

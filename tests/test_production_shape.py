@@ -27,7 +27,7 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select
 
-from app.models import Event, HealthChange, MailLog, OutboxEntry, PlaybookRun, RuleFiring, RunStep, Task
+from app.models import Event, HealthChange, MailLog, PlaybookRun, RuleFiring, RunStep, Task
 from app.models.usage import DailyUsage
 from tests.conftest import ROOT, TEST_TOKEN, free_port, health_webhook, signed_headers
 
@@ -148,7 +148,7 @@ def test_two_web_processes_three_workers_two_schedulers_process_everything_once(
             def count(model, *where) -> int:
                 return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
-            return (not count(OutboxEntry) and not count(Event, Event.processed_at.is_(None))
+            return (not count(Event, Event.processed_at.is_(None))
                     and not count(RunStep, RunStep.status.in_(("queued", "running"))) and _idle(connection, ALL))
 
         delivered = time.time()

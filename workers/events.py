@@ -16,7 +16,7 @@ from app.intake.schemas import CrmWebhookSchema
 from app.intake.store import store_event
 from app.matching.enforcer import enforce
 from app.matching.facts import event_facts
-from app.models import Event, OutboxEntry
+from app.models import Event
 from app.models.types import utcnow
 from app.playbooks.actions.offboard import strip_contacts
 from app.playbooks.lifecycle import on_health_change, open_runs
@@ -86,7 +86,6 @@ def process_one(event_id: int) -> str:
             outcome = apply_signal_event(event, follow_ups)
     else:
         outcome = "already processed"
-    db.session.execute(OutboxEntry.__table__.delete().where(OutboxEntry.event_id == event_id))
     db.session.commit()
     follow_ups = [follow_up for follow_up in follow_ups if follow_up is not None]  # None: seen before
     if follow_ups:

@@ -2,7 +2,7 @@
 
 - process_event(s) (in workers/events.py, re-exported): apply inbound events, match rules, launch runs.
 - run_step(step_id): carry out one automated playbook step.
-- sweep(): re-enqueue what a Redis outage or restart left behind (outbox, steps, waits).
+- sweep(): re-enqueue what a Redis outage or restart left behind (unprocessed events, steps, waits).
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from datetime import timedelta
 from rq import get_current_job
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import catalog
 from app.extensions import db
-from app.models import Account, OutboxEntry, PlaybookRun, RunStep
+from app.models import Account, Event, PlaybookRun, RunStep
 from app.models.types import utcnow
 from app.playbooks.actions import registry
 from app.playbooks.actions.context import ActionContext, ActionWait
@@ -144,17 +144,16 @@ def sweep(grace_seconds: int | None = None) -> dict:
     connection = get_redis()
 
     events_queue = queue(EVENTS)
-    # While the event queue has work, outbox rows are most likely in a queued batch job:
+    # While the event queue has work, unprocessed events are most likely in a queued batch job:
     # wait. Jobs lost with a Redis restart leave the queue empty, and are found then.
     busy = events_queue.count or StartedJobRegistry(queue=events_queue).count
     rows = [] if busy else db.session.execute(
-        select(OutboxEntry).where(OutboxEntry.created_at <= cutoff, OutboxEntry.attempts < MAX_SWEEPS)
-        .order_by(OutboxEntry.id).limit(5000)
+        select(Event.id).where(Event.processed_at.is_(None), Event.received_at <= cutoff, Event.sweeps < MAX_SWEEPS)
+        .order_by(Event.id).limit(5000)
     ).scalars().all()
-    events = [row.event_id for row in rows if not _alive(connection, event_job_id(row.event_id))]
-    for row in rows:
-        if row.event_id in events:
-            row.enqueued_at, row.attempts = utcnow(), row.attempts + 1
+    events = [event_id for event_id in rows if not _alive(connection, event_job_id(event_id))]
+    if events:
+        db.session.execute(update(Event).where(Event.id.in_(events)).values(sweeps=Event.sweeps + 1))
     db.session.commit()
     enqueue_process_events(events)
 

@@ -1,5 +1,5 @@
 """Queues: what the workers have to do, what runs now, what waits for its time, what
-failed (with the traceback, Retry and Delete), and the outbox backlog.
+failed (with the traceback, Retry and Delete), and the outbox backlog (events not yet processed).
 
 A small own page rather than rq-dashboard: it sits behind the admin's sign-in and
 CSRF like every other page, and needs nothing beyond RQ's registries.
@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from app.admin.access import OPERATORS
 from app.admin.views import AdminView
 from app.extensions import db
-from app.models import OutboxEntry
+from app.models import Event
 from app.redis_conn import get_redis
 from workers.queues import ALL, queue
 
@@ -123,7 +123,7 @@ class QueuesView(AdminView):
     @expose("/")
     def index(self):
         count, oldest = db.session.execute(
-            select(func.count(OutboxEntry.id), func.min(OutboxEntry.created_at))
+            select(func.count(Event.id), func.min(Event.received_at)).where(Event.processed_at.is_(None))
         ).one()
         age = (datetime.now(timezone.utc) - oldest) if oldest is not None else None
         states, workers, redis_error = [], [], None

@@ -1,7 +1,7 @@
 """`POST /api/v1/events`: usage and custom events in batches (CONTRACT.md sections 3 and 4).
 
 A batch of up to 1,000 is validated whole (one bad item rejects it, with the index of
-each bad item), then stored in one transaction with its outbox rows, then handed to a
+each bad item), then stored in one transaction (unprocessed: the outbox), then handed to a
 worker as one job. Ids seen before, or twice in one batch, count as duplicates.
 """
 from __future__ import annotations

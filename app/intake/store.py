@@ -1,16 +1,15 @@
-"""Storing an inbound event durably, once, with its outbox row; enqueueing after commit."""
+"""Storing an inbound event durably, once (unprocessed: the outbox, see `Event`); enqueueing after commit."""
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 
-from sqlalchemy import insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.extensions import db
-from app.models import Event, OutboxEntry
-from app.models.types import UTCDateTime, utcnow
+from app.models import Event
+from app.models.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ def store_event(*, source: str, external_id: str, type: str, account_id: str,
 
 
 def store_events(source: str, rows: list[dict]) -> tuple[list[int], int]:
-    """Add a batch of events and their outbox rows; return (new event ids, duplicates).
+    """Add a batch of events, unprocessed; return (new event ids, duplicates).
 
     Rows are dicts of external_id, type, account_id, occurred_at, payload. Ids stored
     before (ON CONFLICT DO NOTHING, which also settles a concurrent request with the same
@@ -49,11 +48,6 @@ def store_events(source: str, rows: list[dict]) -> tuple[list[int], int]:
                      .returning(table.c.id))
         received = utcnow()
         event_ids = list(db.session.execute(statement, [dict(row, received_at=received) for row in fresh]).scalars())
-        if event_ids:
-            # One INSERT ... SELECT instead of one row per event: half the round trips of a batch.
-            db.session.execute(insert(OutboxEntry.__table__).from_select(
-                ["event_id", "created_at", "attempts"],
-                select(Event.id, literal(utcnow(), UTCDateTime()), literal(0)).where(Event.id.in_(event_ids))))
     return event_ids, len(rows) - len(event_ids)
 
 
@@ -80,8 +74,8 @@ def accept_rows(source: str, items: list, to_row, what: str) -> tuple[list[int],
 
 
 def enqueue_events(event_ids: list[int]) -> None:
-    """Hand committed events to the workers. A failure here loses nothing: the outbox
-    sweeper enqueues whatever is still unprocessed."""
+    """Hand committed events to the workers. A failure here loses nothing: the sweeper
+    enqueues whatever is still unprocessed."""
     if not event_ids:
         return
     from workers.events import enqueue_process_events
@@ -89,4 +83,4 @@ def enqueue_events(event_ids: list[int]) -> None:
     try:
         enqueue_process_events(event_ids)
     except Exception as exc:  # Redis down: the sweeper takes over
-        log.warning("could not enqueue %d event(s) now (%s); the outbox sweeper will", len(event_ids), exc)
+        log.warning("could not enqueue %d event(s) now (%s); the sweeper will", len(event_ids), exc)

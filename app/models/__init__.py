@@ -2,7 +2,7 @@
 from app.models.account import HEALTH_STATUSES, Account, Contact, HealthChange
 from app.models.api_token import ApiToken
 from app.models.erasure import ErasureRecord
-from app.models.event import Event, OutboxEntry
+from app.models.event import Event
 from app.models.mail import MailLog
 from app.models.rule_firing import RuleFiring
 from app.models.run import PlaybookRun, RunStep
@@ -24,6 +24,6 @@ def _import_all_model_modules() -> None:
 _import_all_model_modules()
 
 __all__ = [
-    "Account", "Contact", "HealthChange", "ErasureRecord", "Event", "OutboxEntry", "MailLog",
+    "Account", "Contact", "HealthChange", "ErasureRecord", "Event", "MailLog",
     "RuleFiring", "PlaybookRun", "RunStep", "Task", "User", "ApiToken", "AuditEntry", "HEALTH_STATUSES", "PRIORITIES", "ROLES",
 ]
