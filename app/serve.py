@@ -34,6 +34,16 @@ def prepare(app) -> None:
             print(f"  {events} demo events processed in {time.monotonic() - started:.0f}s", flush=True)
 
 
+def worker_names() -> list[str]:
+    """WORKER_PROCESSES RQ workers (default 1). A job spends much of its time waiting on the
+    database (its commit above all), so on PostgreSQL two per core keep the cores busy:
+    bench/RESULTS.md measured one worker short of 50 webhooks/s on 2 cores, and two well within."""
+    count = int(os.environ.get("WORKER_PROCESSES", "1"))
+    if count < 1:
+        raise SystemExit("WORKER_PROCESSES must be 1 or more")
+    return ["worker"] if count == 1 else [f"worker-{index}" for index in range(1, count + 1)]
+
+
 def banner(app) -> str:
     port = app.config["PORT"]
     return f"""
@@ -70,7 +80,7 @@ def main() -> None:
     commands = {
         "web": [sys.executable, "-m", "gunicorn", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
                 "--bind", f"0.0.0.0:{port}", "--access-logfile", "-", "wsgi:app"],
-        "worker": [sys.executable, "-m", "workers.worker"],
+        **{name: [sys.executable, "-m", "workers.worker"] for name in worker_names()},
         "scheduler": [sys.executable, "-m", "workers.scheduler"],
     }
     children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
