@@ -122,7 +122,7 @@ def main() -> None:
         "| server | accepted events/s |",
         "| --- | --- |",
         f"| bare endpoint (insert only) | {bare:.0f} |",
-        f"| Triage (token, validation, idempotency, outbox, enqueue) | {triage:.0f} |",
+        f"| Triage (token, validation, idempotency, enqueue) | {triage:.0f} |",
         f"| ratio Triage / bare | {triage / bare:.0%} |",
         "",
     ]
