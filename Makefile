@@ -36,7 +36,7 @@ test-postgres: install
 # a database of its own; ingest, steps and rules_engine use BENCH_REDIS (default db 14, flushed).
 BENCH_PG ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 bench: install
-	$(BIN)/python bench/webhook_load.py --database-url $(BENCH_PG)
+	$(BIN)/python bench/webhook_load.py --database-url $(BENCH_PG) --workers 2
 	$(BIN)/python bench/soak.py --database-url $(BENCH_PG)
 	BENCH_PG=$(BENCH_PG) $(BIN)/python bench/ingest.py
 	$(BIN)/python bench/steps.py --database-url $(BENCH_PG)
