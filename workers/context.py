@@ -29,12 +29,28 @@ def with_app(fn):
     def wrapper(*args, **kwargs):
         if has_app_context():
             _forget_parent_connections()
-            return fn(*args, **kwargs)
+            return _rolled_back_on_failure(fn, args, kwargs)
         with get_app().app_context():
             _forget_parent_connections()
-            return fn(*args, **kwargs)
+            return _rolled_back_on_failure(fn, args, kwargs)
 
     return wrapper
+
+
+def _rolled_back_on_failure(fn, args, kwargs):
+    """Run the job; if it fails, roll its transaction back before RQ records the failure.
+
+    The in-process worker keeps one session from job to job. Without this, a failed job's
+    open transaction (an event's claim above all) would be committed by the next job: the
+    retry of a failed event found its own uncommitted claim, called the event "already
+    processed" and committed it, unapplied (tests/test_sweeper.py)."""
+    try:
+        return fn(*args, **kwargs)
+    except BaseException:
+        from app.extensions import db
+
+        db.session.rollback()
+        raise
 
 
 def _forget_parent_connections() -> None:
