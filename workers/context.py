@@ -29,28 +29,29 @@ def with_app(fn):
     def wrapper(*args, **kwargs):
         if has_app_context():
             _forget_parent_connections()
-            return _rolled_back_on_failure(fn, args, kwargs)
+            return _settled(fn, args, kwargs)
         with get_app().app_context():
             _forget_parent_connections()
-            return _rolled_back_on_failure(fn, args, kwargs)
+            return _settled(fn, args, kwargs)
 
     return wrapper
 
 
-def _rolled_back_on_failure(fn, args, kwargs):
-    """Run the job; if it fails, roll its transaction back before RQ records the failure.
+def _settled(fn, args, kwargs):
+    """Run the job, then end whatever transaction it left open.
 
-    The in-process worker keeps one session from job to job. Without this, a failed job's
-    open transaction (an event's claim above all) would be committed by the next job: the
-    retry of a failed event found its own uncommitted claim, called the event "already
-    processed" and committed it, unapplied (tests/test_sweeper.py)."""
+    A job commits what it means to keep. The in-process worker keeps one session from job to
+    job, so anything still open when a job returns or raises ends here, rolled back: a failed
+    job's claim is not committed by the next job (it was: the retry of a failed event found its
+    own uncommitted claim, called the event "already processed" and committed it, unapplied;
+    tests/test_sweeper.py), and no read-only transaction sits idle between jobs holding a
+    snapshot or a lock. After a job that committed, this sends nothing."""
+    from app.extensions import db
+
     try:
         return fn(*args, **kwargs)
-    except BaseException:
-        from app.extensions import db
-
+    finally:
         db.session.rollback()
-        raise
 
 
 def _forget_parent_connections() -> None:
