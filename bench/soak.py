@@ -151,6 +151,7 @@ def soak_worker(args, env: dict, conninfo: dict, logs: Path) -> dict:
         worker = subprocess.Popen([sys.executable, "-m", "workers.worker", "--simple"], cwd=ROOT, env=env,
                                   stdout=out, stderr=subprocess.STDOUT)
         samples, tree = [], []
+        began = time.time()
         try:
             deadline = time.time() + args.minutes * 60
             while time.time() < deadline and worker.poll() is None:
@@ -173,6 +174,7 @@ def soak_worker(args, env: dict, conninfo: dict, logs: Path) -> dict:
             raise RuntimeError(f"the worker exited with {worker.returncode}: see {logs / 'worker.log'}")
     result = fit(samples)
     result["tree_to"] = tree[-1] if tree else float("nan")
+    result["minutes"] = (time.time() - began) / 60
     return result
 
 
@@ -210,9 +212,8 @@ def soak_bare_worker(args, env: dict, conninfo: dict, redis_url: str, logs: Path
 
 
 def feed_worker(args, port: int, run: str) -> None:
-    """Without the api part: queue events for the worker part (not sampled)."""
-    count = min(args.events, 100_000)
-    post_all(port, "/api/v1/events", bodies(0, count, run),
+    """Without the api part: queue --events events for the worker part (not sampled)."""
+    post_all(port, "/api/v1/events", bodies(0, args.events, run),
              {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
 
 
@@ -368,9 +369,9 @@ def main() -> None:
                              extra=f" at {api['rate_bare']:,.0f}/s"))
     if "worker" in results:
         worker = results["worker"]
-        lines.append(fit_row(f"Triage worker `--simple`, {args.minutes:g} min (whole tree at the end "
+        lines.append(fit_row(f"Triage worker `--simple`, {worker['minutes']:.0f} min (whole tree at the end "
                              f"{worker['tree_to']:.0f} MB)", worker,
-                             extra=f" processed ({worker['events'] / (args.minutes * 60):.0f}/s)"))
+                             extra=f" processed ({worker['events'] / (worker['minutes'] * 60):.0f}/s)"))
         lines.append(fit_row(f"baseline: bare RQ SimpleWorker, one INSERT per job, {args.baseline_minutes:g} min",
                              results["bare_worker"], unit="jobs"))
     if "rules" in results:
