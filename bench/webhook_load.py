@@ -424,7 +424,7 @@ def connect_cost(conninfo: dict, count: int = 20) -> float:
 PROFILED = (  # (label, file suffix, function names): cumulative time inside, per event
     ("lock the account (SELECT ... FOR UPDATE, create)", "app/accounts.py", ("lock_account",)),
     ("account facts and health history", "app/accounts.py", ("apply_account_facts", "record_health_change")),
-    ("the account's open runs, read once (open_runs)", "app/playbooks/lifecycle.py", ("open_runs",)),
+    ("the account's open runs, read once (open_runs_of)", "app/playbooks/runner.py", ("open_runs_of",)),
     ("runs and tasks react to the change (on_health_change)", "app/playbooks/lifecycle.py", ("on_health_change",)),
     ("metrics (rollup queries, metrics_for)", "app/signals/metrics.py", ("metrics_for",)),
     ("facts for the rules (event_facts)", "app/matching/facts.py", ("event_facts",)),

@@ -19,7 +19,8 @@ from app.matching.facts import event_facts
 from app.models import Event
 from app.models.types import utcnow
 from app.playbooks.actions.offboard import strip_contacts
-from app.playbooks.lifecycle import on_health_change, open_runs
+from app.playbooks.lifecycle import on_health_change
+from app.playbooks.runner import open_runs_of
 from app.signals.metrics import metrics_for
 from app.signals.rollups import USAGE_TYPES, apply_usage_event
 from app.signals.scores import recompute as recompute_score
@@ -111,7 +112,7 @@ def apply_crm_event(event: Event) -> str:
         return "older than the current status: kept in history, no rules run"
     if health["to"] == previous:  # both lower-case (the schema)
         return "status unchanged (a new reason): kept in history, no rules run"
-    runs = open_runs(account.id)  # one read, for closing runs on the change and for launching
+    runs = open_runs_of(account.id)  # one read, for closing runs on the change and for launching
     on_health_change(account, previous, health["to"], runs)  # runs and tasks react to the change
     facts = event_facts(event=event, account=account, metrics=metrics_for(account.id, event.occurred_at),
                         health={"to": health["to"], "from": previous, "crm_from": health.get("from_")})

@@ -8,12 +8,12 @@
 """
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from app import audit, catalog
 from app.extensions import db
 from app.models import HEALTH_STATUSES, Account, PlaybookRun, Task
-from app.playbooks.runner import OPEN_RUN
+from app.playbooks.runner import OPEN_RUN, open_runs_of
 from app.playbooks.runner import cancel_run as close_run
 from app.playbooks.tasks import TaskError, wake_task
 
@@ -46,24 +46,16 @@ def is_worse(previous: str | None, new: str) -> bool:
     return order[new] > order[previous]
 
 
-OPEN_RUNS = select(PlaybookRun).where(PlaybookRun.account_id == bindparam("account_id"),
-                                      PlaybookRun.status.in_(OPEN_RUN))  # built once: every status change
-
-
-def open_runs(account_id: str) -> list[PlaybookRun]:
-    return list(db.session.execute(OPEN_RUNS, {"account_id": account_id}).scalars())
-
-
 def on_health_change(account: Account, previous: str | None, new: str,
                      runs: list[PlaybookRun] | None = None) -> dict:
     """React to the account's current status moving from `previous` to `new` (no commit).
-    `runs`: the account's open runs, if the caller read them already (`open_runs`)."""
+    `runs`: the account's open runs, if the caller read them already (`open_runs_of`)."""
     new = (new or "").lower()
     if previous == new:
         return {"closed": [], "woken": []}
     playbooks = catalog.current().playbooks
     closed = []
-    for run in open_runs(account.id) if runs is None else list(runs):
+    for run in open_runs_of(account.id) if runs is None else list(runs):
         playbook = playbooks.get(run.playbook)
         if playbook is None or new not in playbook.close_on_health:
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.accounts import account_facts
 from app.extensions import db
@@ -26,11 +26,14 @@ ENDED_OK = ("succeeded", "done")
 ENDED_NOT_RUN = ("skipped", "cancelled")
 
 
-def open_run(playbook: str, account_id: str) -> PlaybookRun | None:
-    return db.session.execute(
-        select(PlaybookRun).where(PlaybookRun.playbook == playbook, PlaybookRun.account_id == account_id,
-                                  PlaybookRun.status.in_(OPEN_RUN)).limit(1)
-    ).scalar_one_or_none()
+OPEN_RUNS = select(PlaybookRun).where(PlaybookRun.account_id == bindparam("account_id"),
+                                      PlaybookRun.status.in_(OPEN_RUN))  # built once: every status change
+
+
+def open_runs_of(account_id: str) -> list[PlaybookRun]:
+    """The account's open runs. process_event reads them once per status change, under the
+    account's lock, for on_health_change and launch alike."""
+    return list(db.session.execute(OPEN_RUNS, {"account_id": account_id}).scalars())
 
 
 def launch(playbook: Playbook, account: Account, *, event: Event | None = None, rule: str | None = None,
@@ -42,9 +45,8 @@ def launch(playbook: Playbook, account: Account, *, event: Event | None = None, 
     account's lock (process_event does); the new run is added to it.
     """
     if not playbook.concurrent:
-        already = (open_run(playbook.name, account.id) if open_runs is None else
-                   next((r for r in open_runs if r.playbook == playbook.name and r.status in OPEN_RUN), None))
-        if already is not None:
+        runs = open_runs if open_runs is not None else open_runs_of(account.id)
+        if any(r.playbook == playbook.name and r.status in OPEN_RUN for r in runs):
             return None
     run = PlaybookRun(
         playbook=playbook.name, playbook_version=playbook.version, account_id=account.id, rule=rule,
