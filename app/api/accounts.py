@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from app.api import ApiBlueprint
+from app.api.base import ApiBlueprint
 from app.api.auth import require_caller, scope_accounts
 from app.api.schemas import (AccountSchema, HealthChangeSchema, RunSchema, ScoreQuerySchema,
                              ScoreSchema)

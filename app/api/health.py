@@ -9,7 +9,7 @@ import logging
 
 from sqlalchemy import text
 
-from app.api import ApiBlueprint
+from app.api.base import ApiBlueprint
 from app.api.schemas import HealthzSchema
 from app.extensions import db
 from app.redis_conn import get_redis

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.api import ApiBlueprint
+from app.api.base import ApiBlueprint
 from app.api.auth import actor, api_user, may_see_task, require_caller, scope_tasks
 from app.api.schemas import CompleteTaskSchema, TaskQuerySchema, TaskSchema
 from app.errors import ApiError

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from app.api import ApiBlueprint
+from app.api.base import ApiBlueprint
 from app.api.auth import require_token
 from app.errors import ApiError
 from app.extensions import db
 from app.intake.event_validation import validate_event
 from app.intake.request_body import parse_json, raw_body
-from app.intake.store import enqueue_events, store_events
+from app.intake.store import store_events
+from app.jobs import enqueue_events
 
 MAX_BATCH = 1000
 blp = ApiBlueprint("Events", __name__, url_prefix="/api/v1", description="Usage and custom events in")
