@@ -32,12 +32,14 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.admin import init_app as init_admin
     from app.api import init_app as init_api
     from app.intake import init_app as init_intake
+    from app.matching import init_app as init_matching
     from app.playbooks import init_app as init_playbooks
     from app.signals import init_app as init_signals
 
     database.init_app(app)
     errors.init_app(app)
     catalog.init_app(app)
+    init_matching(app)
     init_signals(app)
     init_playbooks(app)
     init_intake(app)

@@ -99,10 +99,6 @@ def init_app(app: Flask) -> None:
     app.extensions["triage_catalog_reloading"] = state
     state.checked_at = time.monotonic()
 
-    from app.matching.cli import rules_cli
-
-    app.cli.add_command(rules_cli)
-
 
 def _rules_command() -> bool:
     """Whether this process is `flask ... rules ...` (which reports broken files itself)."""

@@ -8,7 +8,19 @@
 - facts.py       the facts a rule sees (event, account, metrics), JSON-native, in event time
 - enforcer.py    matched rules -> RuleFiring records and playbook runs (throttle, brake, priority)
 - explain.py     why a rule did or did not match (`flask rules test|explain`)
-- schedules.py   `on: schedule` rules: run_due_schedules(now), idempotent per account and period
+- scheduled_rules.py `on: schedule` rules: run_due_schedules(now), idempotent per account and period
 - backtest.py    replaying stored events through a candidate rule set, no side effects
 - cli.py         `flask rules check|test|explain|reload|backtest|schedules`
+
+`init_app(app)` registers the `flask rules ...` commands.
 """
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from app.matching.cli import rules_cli
+
+    app.cli.add_command(rules_cli)

@@ -1,6 +1,7 @@
 """What an action gets to work with, and what it may answer besides a result dict."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,9 @@ class ActionContext:
     account: Account
     params: dict  # the step's `with:`, rendered
     template_context: dict  # account, event, params, run: for templates the action renders
+    # launch(playbook name, params) -> the new run, or None when one is already open: given by
+    # the runner, so an action can start a run without importing the runner.
+    launch: Callable[[str, dict], PlaybookRun | None]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import MailLog
 from app.playbooks.actions.registry import action
-from app.playbooks.templating import render
+from app.templating import render
 
 PARAMS = {
     "type": "object",

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app import catalog
 from app.extensions import db
-from app.models import Event, PlaybookRun
+from app.models import PlaybookRun
 from app.playbooks.actions.registry import action
 
 PARAMS = {
@@ -22,16 +21,12 @@ PARAMS = {
 @action("launch_playbook", PARAMS)
 def launch_playbook(ctx):
     """Launch another playbook for this account; a second attempt finds the run it launched."""
-    from app.playbooks.runner import launch
-
     for run in db.session.execute(select(PlaybookRun).where(
             PlaybookRun.account_id == ctx.account.id, PlaybookRun.playbook == ctx.params["playbook"])).scalars():
         if (run.context or {}).get("launched_by") == {"run": ctx.run.id, "step": ctx.step.id}:
             return {"launched": True, "run": run.id}
-    playbook = catalog.current().playbooks[ctx.params["playbook"]]
-    event = db.session.get(Event, ctx.run.trigger_event_id) if ctx.run.trigger_event_id else None
-    run = launch(playbook, ctx.account, event=event, rule=ctx.run.rule, params=ctx.params.get("params") or {})
+    run = ctx.launch(ctx.params["playbook"], ctx.params.get("params") or {})
     if run is None:
-        return {"launched": False, "reason": f"a run of {playbook.name} is already open for this account"}
+        return {"launched": False, "reason": f"a run of {ctx.params['playbook']} is already open for this account"}
     run.context = {**run.context, "launched_by": {"run": ctx.run.id, "step": ctx.step.id}}
     return {"launched": True, "run": run.id}

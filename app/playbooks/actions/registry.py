@@ -1,6 +1,7 @@
 """Automated action types register here with the JSON schema of their `with:` parameters.
 
-The playbook loader validates a step's `with:` against the schema; the step job calls
+The built-in types register when `app.playbooks.actions` is imported (every user of this
+registry imports it as `from app.playbooks.actions import registry`). The playbook loader validates a step's `with:` against the schema; the step job calls
 `run(ctx)` with an `ActionContext`. An action must be safe to run twice.
 """
 from __future__ import annotations
@@ -37,16 +38,8 @@ def action(name: str, params_schema: dict, description: str = "", external: bool
 
 
 def get(name: str) -> ActionType | None:
-    _load_builtin()
     return REGISTRY.get(name)
 
 
 def names() -> list[str]:
-    _load_builtin()
     return sorted(REGISTRY)
-
-
-def _load_builtin() -> None:
-    # Importing the modules registers their actions.
-    from app.playbooks.actions import (crm, email, launch, offboard, wait, watchlist,  # noqa: F401
-                                       webhook)
