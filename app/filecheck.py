@@ -15,8 +15,9 @@ from typing import Any, Iterable
 
 import jsonschema
 import yaml
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta
-from jinja2.sandbox import SandboxedEnvironment
+
+from app.templating import ENVIRONMENT
+from jinja2 import TemplateSyntaxError, meta
 
 Path = tuple  # keys (str) and list indexes (int) from the document root
 
@@ -319,12 +320,7 @@ def _show(value: Any) -> str:
 
 # --- templates ----------------------------------------------------------------------------
 
-_SANDBOX = SandboxedEnvironment(undefined=StrictUndefined)
-
-
-def sandbox() -> SandboxedEnvironment:
-    """The one Jinja environment for file templates: sandboxed, undefined names are errors."""
-    return _SANDBOX
+_SANDBOX = ENVIRONMENT  # the environment templates render with, so a file that loads renders
 
 
 def template_error(doc: YamlFile | None, path: Path, source: str, variables: Iterable[str] | None = None,

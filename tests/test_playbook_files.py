@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.filecheck import FileErrors, content_hash, sandbox
+from app.filecheck import FileErrors, content_hash
+from app.templating import ENVIRONMENT
 from app.playbooks.loader import load_playbooks
 from app.playbooks.model import Step, TaskSpec, When
 
@@ -364,11 +365,11 @@ def test_default_templates_render_in_the_sandbox(defaults, account):
     for loaded in defaults.values():
         for step in loaded.steps:
             if step.task:
-                title = sandbox().from_string(step.task.title).render(context)
+                title = ENVIRONMENT.from_string(step.task.title).render(context)
                 assert "acme" in title.lower() and "None" not in title
-                assert "None" not in sandbox().from_string(step.task.instructions).render(context)
+                assert "None" not in ENVIRONMENT.from_string(step.task.instructions).render(context)
     mail = (ROOT / "playbooks" / "mail" / "g2_review.txt").read_text(encoding="utf-8")
-    text = sandbox().from_string(mail).render(context, contact={"name": None, "email": "j@x.example"},
+    text = ENVIRONMENT.from_string(mail).render(context, contact={"name": None, "email": "j@x.example"},
                                               g2_url="https://g2.example/review")
     subject, blank, body = text.split("\n", 2)
     assert subject.startswith("Subject: ") and blank == "" and "None" not in text

@@ -1,4 +1,6 @@
-"""Sandboxed rendering of playbook text: undefined names are errors, not blanks."""
+"""The one Jinja environment for file templates (playbook texts, rule params): sandboxed, and
+an undefined name is an error, not a blank. app/filecheck.py compiles with it at load; the
+runner and the enforcer render with it."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -6,14 +8,14 @@ from functools import lru_cache
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+ENVIRONMENT = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 @lru_cache(maxsize=2048)
 def _compiled(template: str):
     """Compiling is most of a render's cost (about 2 ms); playbook texts are few and reused.
     Bounded, so texts that change with each reload cannot grow it without end."""
-    return _env.from_string(template)
+    return ENVIRONMENT.from_string(template)
 
 
 def render(template: str, context: dict) -> str:
