@@ -13,11 +13,11 @@ from flask_admin import expose
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from app import audit, catalog
+from app import catalog
 from app.admin.access import EVERYTHING, OPERATORS
 from app.admin.views import AdminView
 from app.extensions import db
-from app.matching.enforcer import is_enabled
+from app.matching.enforcer import is_enabled, switch
 from app.models import PlaybookRun, RuleFiring
 from app.models.rule_state import RuleState
 from app.models.types import utcnow
@@ -88,24 +88,11 @@ class RulesView(AdminView):
         rule = catalog.current().ruleset.by_name(name)
         if rule is None:
             abort(404, f"no rule {name!r}")
-        state = db.session.get(RuleState, name)
-        if state is None:
-            state = RuleState(rule=name)
-            db.session.add(state)
-        if action == "enable":
-            state.enabled, summary = True, f"Rule {name} enabled"
-        elif action == "disable":
-            state.enabled, summary = False, f"Rule {name} disabled"
-        else:
-            if state.paused_at is None:
-                flash(f"Rule {name} is not paused.", "info")
-                db.session.rollback()
-                return redirect(url_for(".index"))
-            summary = f"Rule {name} resumed (was paused: {state.paused_reason})"
-            state.paused_at = state.paused_reason = None
-        state.updated_by = current_user.email
-        audit.record(current_user.email, f"rule.{action}d" if action != "resume" else "rule.resumed", "rule", name,
-                     summary=summary)
+        summary = switch(name, action, current_user.email)
+        if summary is None:
+            flash(f"Rule {name} is not paused.", "info")
+            db.session.rollback()
+            return redirect(url_for(".index"))
         db.session.commit()
         flash(summary + ".", "success")
         return redirect(url_for(".index"))

@@ -25,7 +25,7 @@ from app.models import Account, Event, PlaybookRun, RuleFiring
 from app.models.rule_state import RuleState
 from app.models.types import utcnow
 from app.playbooks.runner import launch
-from app.playbooks.templating import render_params
+from app.templating import render_params
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,30 @@ def _recent_launches(rule: Rule) -> int:
     recent = (select(RuleFiring.id).where(RuleFiring.rule == rule.name, RuleFiring.outcome == "launched",
                                           RuleFiring.fired_at > since).limit(rule.brake.max).subquery())
     return db.session.execute(select(func.count()).select_from(recent)).scalar_one()
+
+
+def switch(name: str, action: str, actor: str) -> str | None:
+    """A person's switch on a rule: `enable` or `disable` (overriding the file's `enabled:`),
+    or `resume` (lifting the brake's pause). Records who and an audit entry; the caller commits.
+    Returns the summary, or None when there was nothing to do (resume of a rule not paused)."""
+    state = db.session.get(RuleState, name)
+    if state is None:
+        state = RuleState(rule=name)
+        db.session.add(state)
+    if action == "enable":
+        state.enabled, summary, audited = True, f"Rule {name} enabled", "rule.enabled"
+    elif action == "disable":
+        state.enabled, summary, audited = False, f"Rule {name} disabled", "rule.disabled"
+    elif action == "resume":
+        if state.paused_at is None:
+            return None
+        summary, audited = f"Rule {name} resumed (was paused: {state.paused_reason})", "rule.resumed"
+        state.paused_at = state.paused_reason = None
+    else:
+        raise ValueError(f"unknown rule switch {action!r}")
+    state.updated_by = actor
+    audit.record(actor, audited, "rule", name, summary=summary)
+    return summary
 
 
 def pause(name: str, reason: str, states: dict | None = None) -> RuleState:
