@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from app.admin import charts
 from app.admin import formatting as fmt
 from app.admin.access import EVERYTHING, assignee_check, may_see_account, scope_accounts
-from app.admin.views import AdminModelView
+from app.admin.views import ScopedModelView
 from app.extensions import db
 from app.models import HEALTH_STATUSES, Account, Event, HealthChange, PlaybookRun, Task
 from app.models.score import HealthScore
@@ -43,7 +43,7 @@ def _name(view, context, account, name):
     return Markup('<a href="{}">{}</a>').format(url_for("account.page", account_id=account.id), account)
 
 
-class AccountView(AdminModelView):
+class AccountView(ScopedModelView):
     list_template = "triage_admin/account_list.html"
     column_display_actions = False  # the name links to the page
     column_list = ("name", "health_status", "segment", "plan", "csm", "arr", "renewal_date")
@@ -65,15 +65,8 @@ class AccountView(AdminModelView):
         "csm": lambda v, c, account, n: fmt.text(account.csm),
     }
 
-    def get_query(self):
-        return scope_accounts(super().get_query())
-
-    def get_count_query(self):
-        return scope_accounts(super().get_count_query())
-
-    def get_one(self, id):  # guards the details and edit views, should they ever be enabled
-        account = super().get_one(id)
-        return account if account is not None and may_see_account(account) else None
+    scope = staticmethod(scope_accounts)
+    may_see = staticmethod(may_see_account)
 
     def _apply_sorting(self, query, joins, sort_column, sort_desc):
         if sort_column is None:

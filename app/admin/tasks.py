@@ -17,7 +17,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from app.admin import formatting as fmt
 from app.admin.access import EVERYTHING, assignee_check, may_see_task, scope_tasks, team_emails
-from app.admin.views import AdminModelView
+from app.admin.views import ScopedModelView
 from app.extensions import db
 from app.models import PRIORITIES, AuditEntry, Event, PlaybookRun, Task, User
 from app.models.comment import TaskComment
@@ -129,7 +129,7 @@ def _account(view, context, task, name):
     return Markup('<a href="{}">{}</a>').format(url_for("account.page", account_id=task.account_id), task.account)
 
 
-class TaskView(AdminModelView):
+class TaskView(ScopedModelView):
     list_template = "triage_admin/task_list.html"
     column_display_actions = False  # the title links to the page
     column_list = ("title", "account", "assignee", "priority", "due_at", "status", "rule")
@@ -160,15 +160,8 @@ class TaskView(AdminModelView):
 
     # -- the list -------------------------------------------------------------------------
 
-    def get_query(self):
-        return scope_tasks(super().get_query())
-
-    def get_count_query(self):
-        return scope_tasks(super().get_count_query())
-
-    def get_one(self, id):  # guards the details and edit views, should they ever be enabled
-        task = super().get_one(id)
-        return task if task is not None and may_see_task(task) else None
+    scope = staticmethod(scope_tasks)
+    may_see = staticmethod(may_see_task)
 
     def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
         filters = list(filters or ())

@@ -33,6 +33,29 @@ class AdminModelView(Protected, _Render, ModelView):
     page_size = 50
 
 
+class ScopedModelView(AdminModelView):
+    """A list of what the signed-in user may see: `scope(query)` narrows the list and its count,
+    `may_see(row)` guards a single row (the details and edit views, should they ever be enabled)."""
+
+    @staticmethod
+    def scope(query):
+        raise NotImplementedError
+
+    @staticmethod
+    def may_see(row) -> bool:
+        raise NotImplementedError
+
+    def get_query(self):
+        return self.scope(super().get_query())
+
+    def get_count_query(self):
+        return self.scope(super().get_count_query())
+
+    def get_one(self, id):
+        row = super().get_one(id)
+        return row if row is not None and self.may_see(row) else None
+
+
 class HomeView(Protected, AdminIndexView):
     """`/admin/` itself: the task list is the landing page."""
 
