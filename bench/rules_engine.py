@@ -524,8 +524,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if not args.no_append:
-        with open(ROOT / "bench" / "RESULTS.md", "a") as results:
-            results.write("\n" + "\n".join(lines))
+        append_results(["", *lines])
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def run_workers(kind: str, env: dict, connection) -> None:
     else:
         from rq import SimpleWorker
 
-        from workers.queues import STEPS, queue
+        from app.jobs import STEPS, queue
 
         SimpleWorker([queue(STEPS)], connection=connection).work(burst=True, with_scheduler=False)
 
@@ -143,7 +143,7 @@ def main() -> None:
         from app.models import Account, RunStep
         from app.playbooks.runner import launch
         from bench.steps import bare_write as bare_job, noop as noop_job  # by module name, for the forked worker
-        from workers.queues import STEPS, queue
+        from app.jobs import STEPS, queue
 
         app = create_app()
         with app.app_context():
@@ -218,8 +218,7 @@ def main() -> None:
     lines.append("")
     print("\n".join(lines))
     if not args.no_append:
-        with open(ROOT / "bench" / "RESULTS.md", "a") as results:
-            results.write("\n" + "\n".join(lines))
+        append_results(["", *lines])
 
 
 if __name__ == "__main__":
