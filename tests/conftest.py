@@ -192,7 +192,7 @@ def run_jobs(app):
     from rq import SimpleWorker
 
     from app.redis_conn import get_redis
-    from workers.queues import ALL, queue
+    from app.jobs import ALL, queue
 
     def run(max_rounds: int = 20):
         with app.app_context():
@@ -238,3 +238,10 @@ def smtp_inbox(app):
     yield inbox
     app.config["SMTP_URL"] = previous
     controller.stop()
+
+
+def early_in_a_rate_window(seconds: float = 60, margin: float = 15) -> None:
+    """Rate limits count in fixed windows: a test that sends N requests and expects the
+    N+1th refused starts early in a window, so its requests do not straddle two."""
+    if time.time() % seconds > seconds - margin:
+        time.sleep(seconds + 0.5 - time.time() % seconds)

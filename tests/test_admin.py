@@ -11,6 +11,7 @@ from rq import SimpleWorker
 from sqlalchemy import event as sa_event
 
 from app.models import Account, Contact, Event, HealthChange, PlaybookRun, RunStep, Task, User
+from tests.conftest import early_in_a_rate_window
 
 PASSWORD = "correct-horse-1"
 NOW = datetime.now(timezone.utc)
@@ -136,10 +137,7 @@ def test_wrong_password_or_unknown_email_is_refused(web, db):
 def test_password_guessing_is_rate_limited(web, db, app):
     team(db)
     client = web()
-    # The limit counts in fixed one-minute windows: start early in one, so the attempts
-    # (a password hash each) do not straddle two and start counting again.
-    if time.time() % 60 > 45:
-        time.sleep(60.5 - time.time() % 60)
+    early_in_a_rate_window()  # the attempts (a password hash each) must not straddle two windows
     answers = [sign_in(client, ANA, f"guess-{i}").status_code for i in range(11)]
     assert answers == [401] * 10 + [429]
     limited = sign_in(client, ANA, PASSWORD)  # even the right password waits now
@@ -414,7 +412,7 @@ def test_events_and_runs_are_for_cs_ops(web, db):
 
 def test_the_queues_page_lists_a_failed_job_and_retry_puts_it_back(app, web, db):
     from app.redis_conn import get_redis
-    from workers.queues import MAINTENANCE, queue
+    from app.jobs import MAINTENANCE, queue
 
     team(db)
     failing = queue(MAINTENANCE).enqueue(explode)
@@ -453,7 +451,7 @@ def test_the_queues_page_lists_a_failed_job_and_retry_puts_it_back(app, web, db)
 
 def test_the_queues_page_shows_workers_and_the_outbox_backlog(web, db):
     from app.redis_conn import get_redis
-    from workers.queues import ALL, queue
+    from app.jobs import ALL, queue
 
     team(db)
     add(db, Event(source="api", external_id="evt-1", type="usage.daily", account_id="acme", occurred_at=NOW,
@@ -474,7 +472,7 @@ def test_the_queues_page_lists_scheduled_and_running_jobs(web, db):
     from datetime import datetime, timezone
 
     from app.redis_conn import get_redis
-    from workers.queues import STEPS, queue
+    from app.jobs import STEPS, queue
 
     team(db)
     later = queue(STEPS).enqueue_in(timedelta(hours=2), explode, "<b>later</b>")
