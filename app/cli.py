@@ -18,7 +18,7 @@ def init_app(app: Flask) -> None:
     @app.cli.command("sweep")
     def sweep_now() -> None:
         """Enqueue events and steps that are stored but not queued (after a Redis outage)."""
-        from workers.jobs import sweep
+        from app.sweeper import sweep
 
         click.echo(sweep(grace_seconds=0))
 

@@ -12,7 +12,8 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.intake.store import enqueue_events, store_event
+from app.intake.store import store_event
+from app.jobs import enqueue_events
 from app.models import Account, AuditEntry, PlaybookRun, Task, User
 from app.models.types import utcnow
 from app.playbooks.tasks import complete_task
@@ -75,7 +76,7 @@ def ensure_team(password: str) -> None:
 
 def load_portfolio(accounts: int = 240, seed: int = 7) -> int:
     """Create the accounts through the real pipeline; returns the number of events."""
-    from workers.jobs import process_event
+    from app.processing import process_one as process_event
 
     rng = random.Random(seed)
     now = utcnow()
@@ -186,12 +187,9 @@ def _usage_history(rng: random.Random, now: datetime) -> None:
 
 
 def _run_queued_jobs() -> None:
-    from rq import SimpleWorker
+    from app.jobs import work_queued_jobs
 
-    from app.redis_conn import get_redis
-    from workers.queues import ALL, queue
-
-    SimpleWorker([queue(name) for name in ALL], connection=get_redis()).work(burst=True, logging_level="WARNING")
+    work_queued_jobs()
 
 
 def _age_and_work_tasks(rng: random.Random, now: datetime) -> None:

@@ -37,7 +37,7 @@ def replay(events: list[dict], folder: str):
     from app import create_app
     from app.intake.signatures import sign
     from app.redis_conn import get_redis
-    from workers.queues import ALL, queue
+    from app.jobs import ALL, queue
 
     app = create_app()
     with app.app_context():

@@ -431,7 +431,7 @@ PROFILED = (  # (label, file suffix, function names): cumulative time inside, pe
     ("enforce: match, rule states, throttle, firing, launch", "app/matching/enforcer.py", ("enforce",)),
     ("- of which the engine (Matcher.match)", "app/matching/matcher.py", ("match",)),
     ("- of which launching the run and its tasks (launch)", "app/playbooks/runner.py", ("launch",)),
-    ("- of which templates (title, instructions)", "app/playbooks/templating.py", ("render",)),
+    ("- of which templates (title, instructions)", "app/templating.py", ("render",)),
     ("commit (flush of the run, steps, tasks, firing, audit)", "sqlalchemy/orm/session.py", ("commit",)),
     ("all SQL round trips (execute, whoever calls)", "sqlalchemy/engine/default.py", ("do_execute",
                                                                                     "do_executemany")),
@@ -483,7 +483,7 @@ def profile_child(count: int) -> None:
         from app import catalog
         from app.extensions import db
         from app.intake.store import store_event
-        from workers.events import process_one
+        from app.processing import process_one
 
         catalog.refresh(app)
         forks = 10

@@ -118,7 +118,7 @@ def test_the_dashboard_queries_do_not_grow_with_the_portfolio_and_a_warm_page_on
 def test_a_stale_dashboard_is_shown_as_of_its_time_and_refreshed_by_a_worker(web, db, run_jobs):
     from app.admin import dashboard_snapshot
     from app.redis_conn import get_redis
-    from workers.queues import MAINTENANCE, queue
+    from app.jobs import MAINTENANCE, queue
 
     _portfolio(db)
     client = signed_in(web, OPS)
@@ -145,8 +145,8 @@ def test_a_stale_dashboard_is_shown_as_of_its_time_and_refreshed_by_a_worker(web
 
 def test_the_periodic_job_warms_every_scope(web, db, run_jobs):
     from app.admin import dashboard_snapshot
-    from workers.dashboard_jobs import warm_dashboards
-    from workers.schedule import PERIODIC
+    from workers.maintenance import warm_dashboards
+    from workers.periodic import PERIODIC
 
     _portfolio(db)
     assert warm_dashboards in [job["func"] for job in PERIODIC]

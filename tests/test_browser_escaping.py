@@ -149,7 +149,7 @@ def _operations(db):
     from app import audit
     from app.matching.enforcer import pause
     from app.redis_conn import get_redis
-    from workers.queues import MAINTENANCE, queue
+    from app.jobs import MAINTENANCE, queue
 
     audit.record(AUDIT_ACTOR, "account.noted", "account", ACCOUNT_ID, summary=AUDIT_SUMMARY,
                  details={"why": AUDIT_DETAIL, AUDIT_DETAIL: [1]})

@@ -686,7 +686,7 @@ def assert_each_event_in_exactly_one_job(db):
     """No event was handed to the workers twice: every event is in exactly one finished job,
     and no job failed."""
     from app.redis_conn import get_redis
-    from workers.queues import ALL
+    from app.jobs import ALL
 
     connection = get_redis()
     for name in ALL:

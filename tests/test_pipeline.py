@@ -51,7 +51,7 @@ def test_same_delivery_again_changes_nothing(client, db, post_webhook, run_jobs)
 
 
 def test_processing_an_event_twice_launches_once(client, db, post_webhook, run_jobs):
-    from workers.jobs import process_event
+    from workers.events import process_event
 
     post_webhook(health_webhook(to="red"))
     event_id = db.session.execute(select(Event.id)).scalar_one()
@@ -115,7 +115,7 @@ def test_green_mails_the_contact_a_g2_link_and_asks_for_a_reference(client, db, 
 
 def test_a_failing_step_is_retried_then_failed_visibly_and_retryable(client, db, post_webhook, run_jobs, app):
     from app.redis_conn import get_redis
-    from workers.queues import STEPS, queue
+    from app.jobs import STEPS, queue
 
     app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}"  # nothing listens there
     try:
@@ -237,8 +237,8 @@ def test_redis_outage_loses_nothing_and_processes_each_event_once(db, tmp_path):
     """Our own Redis on a free port, stopped during a stream of webhooks (the machine's is never touched)."""
     from app import create_app
     from app.redis_conn import get_redis
-    from workers.jobs import sweep
-    from workers.queues import ALL, queue
+    from workers.maintenance import sweep
+    from app.jobs import ALL, queue
 
     port = free_port()
     server = _start_redis(port, tmp_path)

@@ -111,8 +111,8 @@ def test_two_web_processes_three_workers_two_schedulers_process_everything_once(
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only: SQLite is the single-machine default (one file, one host)")
     from app.redis_conn import get_redis
-    from workers.queues import ALL
-    from workers.schedule import PERIODIC
+    from app.jobs import ALL
+    from workers.periodic import PERIODIC
     from workers.scheduler import LOCK_KEY
 
     # Rate limits count per client address, and all of this comes from 127.0.0.1.

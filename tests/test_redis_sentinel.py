@@ -193,7 +193,7 @@ class Supervised:
 def test_web_worker_and_scheduler_work_through_sentinel_and_follow_a_failover(db, sentinel, test_env, tmp_path):
     from app import create_app
     from app.redis_conn import get_redis
-    from workers.queues import ALL
+    from app.jobs import ALL
     from workers.scheduler import LOCK_KEY
 
     env = {**test_env, "REDIS_URL": sentinel.url}

@@ -214,7 +214,7 @@ def test_rule_state_overrides_the_file(db, rules):
 
 
 def test_scheduled_rules_launch_once_per_account_and_period(db, rules):
-    from app.matching.schedules import run_due_schedules
+    from app.matching.scheduled_rules import run_due_schedules
 
     rules("""
         rules:

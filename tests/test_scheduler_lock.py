@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 from workers import scheduler
-from workers.queues import MAINTENANCE, queue
+from app.jobs import MAINTENANCE, queue
 
 
 def noop():

@@ -50,7 +50,7 @@ def stored_webhook(db, account_id: str, to: str, at: datetime, key: str) -> int:
 
 @pytest.mark.parametrize("known", [False, True], ids=["new account", "known account"])
 def test_a_red_status_change_costs_at_most_13_statements(db, app, known):
-    from workers.events import process_one
+    from app.processing import process_one
 
     if known:  # the account exists already, green, with nothing open
         db.session.add(Account(id="acme", name="Acme GmbH", csm="ana@vendor.example", manager="mo@vendor.example",
@@ -67,7 +67,7 @@ def test_a_red_status_change_costs_at_most_13_statements(db, app, known):
 
 
 def test_a_usage_event_costs_at_most_10_statements(db, app):
-    from workers.events import process_one
+    from app.processing import process_one
 
     for day in range(10):  # some history, so metrics and score have rows to read
         at = NOW - timedelta(days=10 - day)

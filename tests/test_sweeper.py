@@ -13,9 +13,10 @@ from rq.registry import FailedJobRegistry
 from app.intake.store import store_event
 from app.models import Event
 from tests.conftest import health_webhook, unprocessed
-from workers.events import event_job_id
-from workers.jobs import MAX_SWEEPS, sweep
-from workers.queues import EVENTS, queue
+from app.jobs import event_job_id
+from app.sweeper import MAX_SWEEPS
+from workers.maintenance import sweep
+from app.jobs import EVENTS, queue
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 

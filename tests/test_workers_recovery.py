@@ -17,7 +17,7 @@ from app.models import PlaybookRun, RunStep
 from app.playbooks.loader import load_playbooks
 from tests.conftest import ROOT
 from tests.test_playbooks_support import launch_playbook, make_account, receiver, steps_of  # noqa: F401
-from workers.recovery import recover_lost_steps
+from workers.maintenance import recover_lost_steps
 
 SLOW = """name: slow-hook
 steps:
@@ -113,7 +113,7 @@ def test_a_step_whose_worker_is_killed_is_retried_and_completes_once(db, app, re
 
 def test_a_lost_step_without_attempts_left_fails_visibly_and_can_be_retried(db, app, receiver, run_jobs):
     """The state a killed worker leaves on its last attempt: `running`, no lease, attempts used up."""
-    from workers.queues import STEPS, queue
+    from app.jobs import STEPS, queue
 
     make_account(db)
     run_id = launch_playbook(db, "usage-decline", params={})

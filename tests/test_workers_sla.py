@@ -9,8 +9,8 @@ from app.models import AuditEntry, Event, MailLog, Task, User
 from app.models.types import utcnow
 from app.playbooks.tasks import snooze_task
 from tests.test_playbooks_support import launch_playbook, make_account  # noqa: F401
-from workers.schedule import PERIODIC
-from workers.sla import check_gdpr_deadlines, check_tasks
+from workers.periodic import PERIODIC
+from workers.maintenance import check_gdpr_deadlines, check_tasks
 
 
 def test_periodic_jobs_are_declared_as_data():
@@ -109,7 +109,7 @@ def test_the_scheduler_process_enqueues_the_periodic_jobs(db, test_env):
 
     from app.redis_conn import get_redis
     from tests.conftest import ROOT
-    from workers.queues import MAINTENANCE, queue
+    from app.jobs import MAINTENANCE, queue
 
     process = subprocess.Popen([sys.executable, "-m", "workers.scheduler"], cwd=ROOT, env=test_env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,6 +1,6 @@
 """The periodic-job scheduler: `python -m workers.scheduler`.
 
-Runs RQ's CronScheduler over the jobs in workers/schedule.py. Run one; a second one (on
+Runs RQ's CronScheduler over the jobs in workers/periodic.py. Run one; a second one (on
 another host, or started by mistake) is harmless: only the holder of a Redis lock enqueues.
 
 - The lock is taken with SET NX and a TTL, renewed with a compare-and-set (only by its
@@ -24,7 +24,7 @@ from rq.cron import CronScheduler
 
 from app.redis_conn import get_redis
 from workers.context import get_app
-from workers.schedule import PERIODIC
+from workers.periodic import PERIODIC
 
 LOCK_KEY = "triage:scheduler:lock"
 LOCK_TTL = 30

@@ -22,7 +22,7 @@ from rq import SimpleWorker, Worker
 from app import catalog
 from app.redis_conn import get_redis
 from workers.context import get_app
-from workers.queues import ALL, queue
+from app.jobs import ALL, queue
 
 
 class CatalogRefresh:

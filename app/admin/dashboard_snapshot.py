@@ -2,9 +2,9 @@
 
 A page view never computes the 26-week history: it reads the scope's snapshot (one Redis GET)
 and, when the snapshot is older than LIVE_SECONDS or the health history has changed since
-(one indexed `max(id)`), asks a worker to refresh it (`workers.dashboard_jobs`, at most one
+(one indexed `max(id)`), asks a worker to refresh it (`workers.maintenance.refresh_dashboard`, at most one
 request per scope at a time) and shows the stored figures with their "as of". The periodic
-job `warm-dashboards` (workers/schedule.py) refreshes every scope - everything, and each
+job `warm-dashboards` (workers/periodic.py) refreshes every scope - everything, and each
 manager's team - so the first view after a start is warm too. Only a scope that has never
 been computed (or Redis unavailable) is computed in the request.
 
@@ -29,6 +29,7 @@ from app.admin.access import EVERYTHING
 from app.extensions import db
 from app.models import HealthChange, User
 from app.models.score import HealthScore
+from app.jobs import enqueue_dashboard_refresh
 from app.redis_conn import get_redis
 
 log = logging.getLogger(__name__)
@@ -115,13 +116,10 @@ def for_page(now: datetime) -> dict:
 def request_refresh(scope: str) -> bool:
     """Enqueue one refresh for `scope` unless one is already pending (a lock with a timeout,
     so a lost job only delays the next request)."""
-    from workers.dashboard_jobs import refresh_dashboard
-    from workers.queues import MAINTENANCE, queue
-
     try:
         if not get_redis().set(f"triage:dashboard:refreshing:{scope}", "1", nx=True, ex=REFRESH_LOCK_SECONDS):
             return False
-        queue(MAINTENANCE).enqueue(refresh_dashboard, scope, job_timeout=300, result_ttl=60)
+        enqueue_dashboard_refresh(scope)
         return True
     except redis.RedisError as exc:
         log.warning("dashboard refresh not requested: %s", exc)

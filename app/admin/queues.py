@@ -24,7 +24,7 @@ from app.admin.views import AdminView
 from app.extensions import db
 from app.models import Event
 from app.redis_conn import get_redis
-from workers.queues import ALL, queue
+from app.jobs import ALL, queue
 
 log = logging.getLogger(__name__)
 FAILED_SHOWN = 50  # newest failed jobs listed per queue

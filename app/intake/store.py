@@ -1,4 +1,4 @@
-"""Storing an inbound event durably, once (unprocessed: the outbox, see `Event`); enqueueing after commit."""
+"""Storing an inbound event durably, once (unprocessed: the outbox, see `Event`); enqueued after commit (app/jobs.py)."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.extensions import db
+from app.jobs import enqueue_events
 from app.models import Event
 from app.models.types import utcnow
 
@@ -72,15 +73,3 @@ def accept_rows(source: str, items: list, to_row, what: str) -> tuple[list[int],
     enqueue_events(event_ids)
     return event_ids, duplicates
 
-
-def enqueue_events(event_ids: list[int]) -> None:
-    """Hand committed events to the workers. A failure here loses nothing: the sweeper
-    enqueues whatever is still unprocessed."""
-    if not event_ids:
-        return
-    from workers.events import enqueue_process_events
-
-    try:
-        enqueue_process_events(event_ids)
-    except Exception as exc:  # Redis down: the sweeper takes over
-        log.warning("could not enqueue %d event(s) now (%s); the sweeper will", len(event_ids), exc)

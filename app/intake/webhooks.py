@@ -9,7 +9,8 @@ from app.extensions import db
 from app.intake import signatures
 from app.intake.request_body import parse_json, raw_body
 from app.intake.schemas import CrmWebhookSchema
-from app.intake.store import enqueue_events, store_events
+from app.intake.store import store_events
+from app.jobs import enqueue_events
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 crm_schema = CrmWebhookSchema()

@@ -149,6 +149,6 @@ def backtest_command(since: str, rules_dir: str | None, no_metrics: bool, as_jso
 @rules_cli.command("schedules")
 def schedules_command() -> None:
     """Launch the scheduled rules that are due now (the scheduler does this every hour)."""
-    from app.matching.schedules import run_due_schedules
+    from app.matching.scheduled_rules import run_due_schedules
 
     click.echo(run_due_schedules())

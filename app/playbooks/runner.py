@@ -1,26 +1,33 @@
-"""Launching playbook runs and moving them on as their steps finish.
+"""Launching playbook runs, carrying out their automated steps, and moving them on.
 
 A run is a small DAG: each step starts when the steps it comes `after` have ended.
-Manual steps become Tasks; automated steps become RQ jobs (enqueued after commit).
-A step whose `when:` does not hold, or that comes after a skipped step, is skipped.
-Callers commit; nothing here commits.
+Manual steps become Tasks; automated steps become RQ jobs (enqueued after commit), which
+`run_step` carries out (the step state machine). A step whose `when:` does not hold, or that
+comes after a skipped step, is skipped. Callers commit; nothing here commits, except
+`run_step`, which is a job's whole transaction.
 """
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+from rq import get_current_job
 from sqlalchemy import bindparam, select
 
+from app import catalog
 from app.accounts import account_facts
 from app.extensions import db
 from app.models import Account, Event, PlaybookRun, RunStep, Task
 from app.models.types import utcnow
 from app.playbooks.actions import registry
 from app.playbooks.calendar import add_business_days
-from app.playbooks.dispatch import after_commit
+from app.jobs import after_commit, enqueue_step_wake
+from app.playbooks.actions.context import ActionContext, ActionWait
+from app.playbooks.leases import StepLease
 from app.playbooks.model import Playbook, Step
-from app.playbooks.templating import render
+from app.templating import render, render_params
 
+log = logging.getLogger(__name__)
 OPEN_RUN = ("running", "waiting")
 ENDED_OK = ("succeeded", "done")
 ENDED_NOT_RUN = ("skipped", "cancelled")
@@ -208,3 +215,96 @@ def cancel_run(run: PlaybookRun, note: str) -> None:
             step.finished_at, step.wake_at = step.finished_at or utcnow(), None
     for task in db.session.execute(select(Task).where(Task.run_id == run.id, Task.status.in_(("open", "snoozed")))).scalars():
         task.status, task.note = "cancelled", note
+
+
+# ---- automated steps: the state machine the `run_step` job drives ---------------------------
+
+def run_step(step_id: int) -> str:
+    """Carry out one automated step (the `run_step` job), safe to run twice.
+
+    queued -> running (under a lease) -> succeeded, or queued again for a wait or a retry, or
+    failed with its run on the last attempt; then the run moves on (`advance`). A step whose
+    run ended, or that another worker holds, is left alone.
+    """
+    step = db.session.execute(select(RunStep).where(RunStep.id == step_id).with_for_update()).scalar_one_or_none()
+    if step is None or step.status not in ("queued", "running", "failed"):
+        db.session.rollback()
+        return f"nothing to do ({step.status if step else 'no such step'})"
+    run = db.session.get(PlaybookRun, step.run_id)
+    if run.status not in ("running", "waiting", "failed"):
+        db.session.rollback()
+        return f"run is {run.status}"
+    if step.wake_at and step.wake_at > utcnow():
+        db.session.rollback()
+        return f"waiting until {step.wake_at.isoformat()}"
+    account = db.session.get(Account, run.account_id)
+    playbook = catalog.current().playbooks[run.playbook]
+    spec = playbook.step(step.name)
+    action = registry.get(spec.action)
+    # The lease says "a live worker runs this step": one holder at a time, renewed while the
+    # action runs; a step `running` without one was lost with its worker (app/playbooks/recovery.py).
+    lease = StepLease(step_id)
+    if not lease.acquire():
+        db.session.rollback()
+        return "running in another worker"
+    try:
+        step.status, step.attempts, step.error = "running", step.attempts + 1, None
+        if run.status == "failed":  # retried from the admin: the run lives again
+            run.status, run.status_note, run.finished_at = "running", None, None
+        db.session.commit()
+        return _run_action(step, run, account, playbook, spec, action)
+    finally:
+        lease.release()
+
+
+def _run_action(step, run, account, playbook, spec, action) -> str:
+    step_id = step.id
+    try:
+        context = template_context(run, account)
+        params = render_params(dict(spec.params), context)
+        result = action.run(ActionContext(step=step, run=run, account=account, params=params,
+                                          template_context=context, launch=_launcher(run, account)))
+    except Exception as exc:
+        db.session.rollback()
+        _record_failure(step_id, exc)
+        raise
+    if isinstance(result, ActionWait):
+        step.status, step.wake_at = "queued", result.until
+        step.result = {"waiting_until": result.until.isoformat()}
+        advance(run, playbook, account)
+        db.session.commit()
+        enqueue_step_wake(step_id, result.until)
+        return f"waiting until {result.until.isoformat()}"
+    step.status, step.result, step.finished_at, step.wake_at = "succeeded", result or {}, utcnow(), None
+    advance(run, playbook, account)
+    db.session.commit()
+    return "succeeded"
+
+
+def _launcher(run: PlaybookRun, account: Account):
+    """What `ctx.launch` does for an action of `run`: another playbook for the same account,
+    with the same trigger and rule."""
+
+    def launch_for_step(playbook_name: str, params: dict) -> PlaybookRun | None:
+        event = db.session.get(Event, run.trigger_event_id) if run.trigger_event_id else None
+        return launch(catalog.current().playbooks[playbook_name], account, event=event, rule=run.rule,
+                      params=params)
+
+    return launch_for_step
+
+
+def _record_failure(step_id: int, exc: Exception) -> None:
+    """Note the error; on the last attempt the step and its run are failed, visibly."""
+    job = get_current_job()
+    will_retry = bool(job and job.retries_left)
+    step = db.session.get(RunStep, step_id)
+    step.error = f"{exc.__class__.__name__}: {exc}"[:2000]
+    if will_retry:
+        step.status = "queued"
+    else:
+        step.status, step.finished_at = "failed", utcnow()
+        run = db.session.get(PlaybookRun, step.run_id)
+        run.status, run.status_note, run.finished_at = "failed", f"step {step.name}: {step.error}", utcnow()
+    db.session.commit()
+    log.warning("step %s failed (attempt %s%s): %s", step_id, step.attempts,
+                ", will retry" if will_retry else ", giving up", step.error)

@@ -74,12 +74,9 @@ def replay(path: Path, process: bool = False) -> dict:
 
 
 def _work() -> None:
-    from rq import SimpleWorker
+    from app.jobs import work_queued_jobs
 
-    from app.redis_conn import get_redis
-    from workers.queues import ALL, queue
-
-    SimpleWorker([queue(name) for name in ALL], connection=get_redis()).work(burst=True, logging_level="WARNING")
+    work_queued_jobs()
 
 
 def init_app(app) -> None:

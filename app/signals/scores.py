@@ -99,7 +99,7 @@ def recompute_all(at: datetime | None = None) -> dict:
     from app.accounts import lock_account
     from app.models.types import utcnow
     from app.signals.metrics import metrics_for
-    from workers.events import enqueue_process_events
+    from app.jobs import enqueue_process_events
 
     at = at or utcnow()
     from app.models.usage import DailyUsage

@@ -2,7 +2,7 @@
 
 Set (NX) before the step is marked `running`, renewed by a thread while the action runs,
 deleted when it ends. A worker killed mid-step stops renewing, so the key expires within
-STEP_LEASE_SECONDS; the recovery job (workers/recovery.py) then knows the step was lost,
+STEP_LEASE_SECONDS; the recovery job (app/playbooks/recovery.py) then knows the step was lost,
 without waiting for RQ's own detection (a live worker's maintenance pass, every ~10 min).
 NX also keeps a second job for the same step (a re-enqueue racing a slow worker) out.
 """

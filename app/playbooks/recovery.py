@@ -12,26 +12,20 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from rq.job import Job, JobStatus
-from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import select
 
 from app.extensions import db
+from app.jobs import enqueue_step_jobs, forget_started, record_failed_step_job, step_job_id
 from app.models import PlaybookRun, RunStep
 from app.models.types import utcnow
+from app.playbooks.leases import is_held
 from app.redis_conn import get_redis
-from workers.context import with_app
-from workers.leases import is_held
-from workers.queues import STEPS, queue
 
 log = logging.getLogger(__name__)
 
 
-@with_app
 def recover_lost_steps() -> dict:
     """Retry or fail every `running` step whose worker is gone."""
-    from workers.jobs import enqueue_step_jobs, run_step, step_job_id
-
     connection = get_redis()
     candidates = db.session.execute(select(RunStep.id).where(RunStep.status == "running")).scalars().all()
     db.session.rollback()
@@ -56,24 +50,12 @@ def recover_lost_steps() -> dict:
             failed.append((step_id, note))
         db.session.commit()
 
-    q = queue(STEPS)
     for step_id in retried:
-        _forget_started(connection, q, step_job_id(step_id))
+        forget_started(step_job_id(step_id))
     enqueue_step_jobs(retried)
     for step_id, note in failed:
-        _forget_started(connection, q, step_job_id(step_id))
-        job = q.create_job(run_step, args=(step_id,), job_id=step_job_id(step_id), failure_ttl=30 * 86400)
-        FailedJobRegistry(queue=q).add(job, ttl=30 * 86400, exc_string=note)
-        job.set_status(JobStatus.FAILED)
+        record_failed_step_job(step_id, note)
     if retried or failed:
         log.warning("lost steps: %d retried, %d failed", len(retried), len(failed))
     return {"retried": retried, "failed": [step_id for step_id, _ in failed]}
 
-
-def _forget_started(connection, q, job_id: str) -> None:
-    """Drop the dead execution from RQ's started registry, so its own cleanup does not act on it too."""
-    try:
-        job = Job.fetch(job_id, connection=connection)
-        StartedJobRegistry(queue=q).remove_executions(job)
-    except Exception:  # already gone from Redis
-        pass

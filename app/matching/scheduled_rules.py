@@ -1,6 +1,6 @@
 """Scheduled rules (`on: schedule`): the monthly check-in, N days before `renewal_date`.
 
-`run_due_schedules(now)` runs periodically (workers/schedule.py). For every enabled
+`run_due_schedules(now)` runs periodically (workers/periodic.py). For every enabled
 scheduled rule and every account (not off-boarded) whose period is due, it stores one
 internal event `schedule.due` (source "triage", external id
 `schedule-<rule>-<account>-<period>`) and hands it to the enforcer like any other event.
@@ -80,10 +80,3 @@ def run_due_schedules(now: datetime | None = None) -> dict:
     if counts["due"]:
         log.info("scheduled rules: %(due)d due, %(fired)d launched", counts)
     return counts
-
-
-def run_due_schedules_job() -> dict:
-    """The periodic job (an app context of its own in a worker)."""
-    from workers.context import with_app
-
-    return with_app(run_due_schedules)()

@@ -1,4 +1,4 @@
-"""Task SLAs, run periodically (workers/schedule.py).
+"""Task SLAs and GDPR deadlines, checked periodically (the scheduler runs them, workers/periodic.py).
 
 - check_tasks: wake snoozed tasks whose time came; flag tasks past due (once), remind the
   assignee and store an internal `task.overdue` event (rules can match it); escalate to
@@ -17,13 +17,13 @@ from sqlalchemy import select
 
 from app import audit
 from app.extensions import db
-from app.intake.store import enqueue_events, store_event
+from app.intake.store import store_event
+from app.jobs import enqueue_events
 from app.models import Account, AuditEntry, MailLog, PlaybookRun, Task, User
 from app.models.types import utcnow
 from app.playbooks.actions.email import deliver
 from app.playbooks.runner import OPEN_RUN
 from app.playbooks.tasks import wake_task
-from workers.context import with_app
 
 log = logging.getLogger(__name__)
 SYSTEM = "triage"
@@ -34,7 +34,6 @@ def _now(now: str | None) -> datetime:
     return datetime.fromisoformat(now) if now else utcnow()
 
 
-@with_app
 def check_tasks(now: str | None = None) -> dict:
     """Wake, flag, remind and escalate. `now` (ISO 8601) only for tests and replays."""
     at = _now(now)
@@ -108,7 +107,6 @@ def _mail(task: Task, to: str, subject: str, body: str) -> bool:
     return True
 
 
-@with_app
 def check_gdpr_deadlines(now: str | None = None) -> dict:
     """Warn once when an open off-boarding run has 7 days left, and once when its deadline passed."""
     at = _now(now)
