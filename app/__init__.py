@@ -9,6 +9,7 @@ Where things live:
 - app/api/        the read and act API (CONTRACT.md section 5)
 - app/admin/      the web admin for CSMs, managers and CS ops
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(build_config(app.instance_path))
     if overrides:
         app.config.update(overrides)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     from app import catalog, cli, database, errors
     from app.admin import init_app as init_admin

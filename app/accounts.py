@@ -1,4 +1,5 @@
 """Keeping the stored account up to date from incoming events."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -11,8 +12,17 @@ from app.extensions import db
 from app.models import Account, Contact, HealthChange
 
 LOCK = select(Account).where(Account.id == bindparam("account_id")).with_for_update()  # built once: every event
-ACCOUNT_FIELDS = ("name", "segment", "lifecycle_stage", "plan", "arr", "renewal_date",
-                  "customer_since", "csm", "manager")
+ACCOUNT_FIELDS = (
+    "name",
+    "segment",
+    "lifecycle_stage",
+    "plan",
+    "arr",
+    "renewal_date",
+    "customer_since",
+    "csm",
+    "manager",
+)
 
 
 def lock_account(account_id: str) -> Account:
@@ -27,9 +37,13 @@ def lock_account(account_id: str) -> Account:
     # First sight. The row this transaction inserts is its own until commit; when a concurrent
     # transaction inserted it first, nothing comes back and the lock waits for that one.
     insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    account = db.session.execute(
-        insert(Account).values(id=account_id).on_conflict_do_nothing(index_elements=["id"]).returning(Account)
-    ).scalars().first()
+    account = (
+        db.session.execute(
+            insert(Account).values(id=account_id).on_conflict_do_nothing(index_elements=["id"]).returning(Account)
+        )
+        .scalars()
+        .first()
+    )
     return account if account is not None else db.session.execute(LOCK, {"account_id": account_id}).scalar_one()
 
 
@@ -39,13 +53,22 @@ def apply_account_facts(account: Account, facts: dict) -> None:
         if field in facts:
             setattr(account, field, facts[field])
     if "contacts" in facts and account.erased_at is None:
-        account.contacts = [Contact(name=c.get("name"), email=c.get("email"), role=c.get("role"))
-                            for c in facts["contacts"]]
+        account.contacts = [
+            Contact(name=c.get("name"), email=c.get("email"), role=c.get("role")) for c in facts["contacts"]
+        ]
 
 
-def record_health_change(account: Account, *, status: str, crm_from: str | None, at: datetime,
-                         reason: str | None, changed_by: str | None, source: str,
-                         event_id: int | None) -> tuple[HealthChange, bool]:
+def record_health_change(
+    account: Account,
+    *,
+    status: str,
+    crm_from: str | None,
+    at: datetime,
+    reason: str | None,
+    changed_by: str | None,
+    source: str,
+    event_id: int | None,
+) -> tuple[HealthChange, bool]:
     """Add a history entry; move the current status only if this change is the newest.
 
     Returns the entry and whether it became the current status (a late delivery of an
@@ -53,8 +76,17 @@ def record_health_change(account: Account, *, status: str, crm_from: str | None,
     """
     is_current = account.health_since is None or at >= account.health_since
     previous = _status_before(account, at) if not is_current else account.health_status
-    change = HealthChange(account_id=account.id, status=status, previous=previous, crm_from=crm_from,
-                          at=at, reason=reason, changed_by=changed_by, source=source, event_id=event_id)
+    change = HealthChange(
+        account_id=account.id,
+        status=status,
+        previous=previous,
+        crm_from=crm_from,
+        at=at,
+        reason=reason,
+        changed_by=changed_by,
+        source=source,
+        event_id=event_id,
+    )
     db.session.add(change)
     if is_current:
         account.health_status, account.health_since, account.health_reason = status, at, reason
@@ -63,8 +95,10 @@ def record_health_change(account: Account, *, status: str, crm_from: str | None,
 
 def _status_before(account: Account, at: datetime) -> str | None:
     return db.session.execute(
-        select(HealthChange.status).where(HealthChange.account_id == account.id, HealthChange.at < at)
-        .order_by(HealthChange.at.desc()).limit(1)
+        select(HealthChange.status)
+        .where(HealthChange.account_id == account.id, HealthChange.at < at)
+        .order_by(HealthChange.at.desc())
+        .limit(1)
     ).scalar_one_or_none()
 
 

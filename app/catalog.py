@@ -10,6 +10,7 @@ admin's rules page (`reload_error()`).
 Old matchers are never closed here: threads may still be inside them. A Matcher frees its
 engine memory itself once nothing references it any more.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, current_app
 
@@ -39,7 +40,7 @@ class Catalog:
     playbooks: dict[str, Playbook]
     matcher: Matcher
     signature: tuple = ()  # the files' names, sizes and mtimes when loaded
-    loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -91,7 +92,7 @@ def init_app(app: Flask) -> None:
         if not _rules_command():
             raise  # a server whose files do not load does not start
         # `flask rules check|test` must run to report what is wrong: start with nothing loaded.
-        state.error, state.error_at = str(exc), datetime.now(timezone.utc)
+        state.error, state.error_at = str(exc), datetime.now(UTC)
         ruleset = RuleSet(rules=(), version="none")
         catalog = Catalog(ruleset=ruleset, playbooks={}, matcher=Matcher(ruleset))
     catalog.signature = _signature(state)
@@ -140,15 +141,20 @@ def refresh(app: Flask, force: bool = False) -> bool:
         try:
             catalog = load_catalog(state.rules_dir, state.playbooks_dir)
         except FileErrors as exc:
-            state.error, state.error_at, state.failed_signature = str(exc), datetime.now(timezone.utc), signature
-            log.error("rule/playbook files changed but do not load; still running version %s:\n%s",
-                      live.ruleset.version, exc)
+            state.error, state.error_at, state.failed_signature = str(exc), datetime.now(UTC), signature
+            log.error(
+                "rule/playbook files changed but do not load; still running version %s:\n%s", live.ruleset.version, exc
+            )
             return False
         catalog.signature = signature
         app.extensions["triage_catalog"] = catalog
         state.error = state.error_at = state.failed_signature = None
-        log.info("rules reloaded: version %s -> %s (%d rules)", live.ruleset.version, catalog.ruleset.version,
-                 len(catalog.ruleset.rules))
+        log.info(
+            "rules reloaded: version %s -> %s (%d rules)",
+            live.ruleset.version,
+            catalog.ruleset.version,
+            len(catalog.ruleset.rules),
+        )
         return True
     finally:
         state.lock.release()

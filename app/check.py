@@ -4,6 +4,7 @@ Prints every problem as `file:line:column: message (hint: ...)` and exits 1, or 
 one-line summary and exits 0. Also runs each rule's sample events. Works when the
 files are broken, unlike `flask` commands, which need an app that loaded them.
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,8 +25,10 @@ def check(rules_dir: str, playbooks_dir: str) -> tuple[bool, str]:
     failures = failing_rule_tests(loaded.matcher, samples)
     if failures:
         return False, "\n".join(str(failure) for failure in failures)
-    return True, (f"{len(loaded.ruleset.rules)} rules (version {loaded.ruleset.version}), "
-                  f"{len(loaded.playbooks)} playbooks, {len(samples)} rule samples: OK")
+    return True, (
+        f"{len(loaded.ruleset.rules)} rules (version {loaded.ruleset.version}), "
+        f"{len(loaded.playbooks)} playbooks, {len(samples)} rule samples: OK"
+    )
 
 
 def main() -> None:

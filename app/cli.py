@@ -1,4 +1,5 @@
 """`flask` commands for operators: demo data, the sweeper, checking rule and playbook files."""
+
 from __future__ import annotations
 
 import click

@@ -4,6 +4,7 @@ Every variable has an embedded default that works on a fresh machine. Secrets th
 must survive a restart (webhook secret, API tokens, the session key) are generated
 once and kept in ``instance/secrets.json``; `make run` prints them.
 """
+
 from __future__ import annotations
 
 import base64
@@ -58,8 +59,7 @@ def build_config(instance_path: str) -> dict:
     """The app's configuration, read from the environment at app creation."""
     generated = load_or_create_secrets(instance_path)
     return {
-        "SQLALCHEMY_DATABASE_URI": env_str("DATABASE_URL")
-        or f"sqlite:///{Path(instance_path) / 'triage.db'}",
+        "SQLALCHEMY_DATABASE_URI": env_str("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'triage.db'}",
         "REDIS_URL": env_str("REDIS_URL"),  # None: the embedded Redis (app/redis_conn.py)
         "RULES_DIR": env_str("RULES_DIR", str(ROOT / "rules")),
         "PLAYBOOKS_DIR": env_str("PLAYBOOKS_DIR", str(ROOT / "playbooks")),

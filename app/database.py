@@ -1,4 +1,5 @@
 """Database setup: SQLAlchemy, Alembic (Flask-Migrate), SQLite pragmas."""
+
 from __future__ import annotations
 
 from flask import Flask
@@ -12,8 +13,7 @@ def init_app(app: Flask) -> None:
     from app import models  # noqa: F401  (register the tables)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", _migrations_dir())),
-                     render_as_batch=True)
+    migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", _migrations_dir())), render_as_batch=True)
 
 
 def _migrations_dir() -> str:

@@ -4,10 +4,11 @@ Everything goes through the real pipeline (store_event -> process_event -> rules
 playbooks), so the runs and tasks are what Triage itself would have made; then older
 tasks are dated back to when their event happened and most of them are worked.
 """
+
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -19,39 +20,98 @@ from app.models.types import utcnow
 from app.playbooks.tasks import complete_task
 
 MANAGERS = [("mo@vendor.example", "Mo Okafor"), ("lea@vendor.example", "Lea Brandt")]
-CSMS = [("ana@vendor.example", "Ana Silva", 0), ("ben@vendor.example", "Ben Carter", 0),
-        ("chloe@vendor.example", "Chloe Martin", 0), ("dev@vendor.example", "Dev Patel", 1),
-        ("eli@vendor.example", "Eli Novak", 1)]
-SEGMENTS = [("enterprise", ["premier", "enterprise"], (60_000, 400_000)),
-            ("mid-market", ["professional", "premier"], (15_000, 80_000)),
-            ("smb", ["starter", "professional"], (1_200, 15_000))]
+CSMS = [
+    ("ana@vendor.example", "Ana Silva", 0),
+    ("ben@vendor.example", "Ben Carter", 0),
+    ("chloe@vendor.example", "Chloe Martin", 0),
+    ("dev@vendor.example", "Dev Patel", 1),
+    ("eli@vendor.example", "Eli Novak", 1),
+]
+SEGMENTS = [
+    ("enterprise", ["premier", "enterprise"], (60_000, 400_000)),
+    ("mid-market", ["professional", "premier"], (15_000, 80_000)),
+    ("smb", ["starter", "professional"], (1_200, 15_000)),
+]
 STAGES = ["onboarding", "adoption", "adoption", "expansion", "renewal"]
-NAMES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne", "Wonka", "Tyrell",
-         "Cyberdyne", "Soylent", "Aperture", "Massive", "Gringotts", "Oscorp", "Pied Piper", "Dunder", "Monarch",
-         "Nakatomi", "Prestige", "Sterling", "Virtucon", "Zorg", "Blue Sun", "Ollivander", "Bluth", "Krusty"]
+NAMES = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Vandelay",
+    "Stark",
+    "Wayne",
+    "Wonka",
+    "Tyrell",
+    "Cyberdyne",
+    "Soylent",
+    "Aperture",
+    "Massive",
+    "Gringotts",
+    "Oscorp",
+    "Pied Piper",
+    "Dunder",
+    "Monarch",
+    "Nakatomi",
+    "Prestige",
+    "Sterling",
+    "Virtucon",
+    "Zorg",
+    "Blue Sun",
+    "Ollivander",
+    "Bluth",
+    "Krusty",
+]
 SUFFIXES = ["GmbH", "Inc.", "Ltd", "AB", "SAS", "BV", "Group", "Labs", "Systems", "Logistics", "Health", "Retail"]
 FIRST = ["Jane", "Omar", "Lucia", "Kenji", "Priya", "Tom", "Aisha", "Marco", "Sofia", "Lars", "Nina", "Ravi"]
 LAST = ["Roe", "Haddad", "Rossi", "Sato", "Nair", "Berg", "Diallo", "Conti", "Lopez", "Nilsen", "Weber", "Iyer"]
 REASONS = {
-    "green": ["Praised the new reporting module in the QBR", "Expanded to a second department",
-              "Very happy in the last happiness survey"],
-    "yellow": ["Neutral in the QBR, no clear feedback", "Usage flat for two months",
-               "New decision maker, relationship not established yet"],
-    "red": ["Translation quality issues", "Annoyed with the export feature", "Two urgent tickets open for weeks",
-            "Complained about onboarding speed"],
+    "green": [
+        "Praised the new reporting module in the QBR",
+        "Expanded to a second department",
+        "Very happy in the last happiness survey",
+    ],
+    "yellow": [
+        "Neutral in the QBR, no clear feedback",
+        "Usage flat for two months",
+        "New decision maker, relationship not established yet",
+    ],
+    "red": [
+        "Translation quality issues",
+        "Annoyed with the export feature",
+        "Two urgent tickets open for weeks",
+        "Complained about onboarding speed",
+    ],
     "black": ["Did not extend the subscription", "Written confirmation: will not renew at end of period"],
 }
-NOTES = ["Worked in the demo history.", "Called the champion, agreed next steps.",
-         "Sent the recap and the plan to the decision maker.", "Escalated internally, product is on it.",
-         "Booked a training session for the new users."]
-COMMENTS = ["Left a voicemail, trying again Thursday.", "Champion is on holiday, the admin answered instead.",
-            "Asked support for the ticket history first.", "Manager wants to join the call.",
-            "They asked for a discount in the renewal, flagging it."]
-SNOOZE_REASONS = ["Customer on holiday until then", "Waiting for the customer's internal review",
-                  "Renewal call already booked", "Decision maker back next week"]
+NOTES = [
+    "Worked in the demo history.",
+    "Called the champion, agreed next steps.",
+    "Sent the recap and the plan to the decision maker.",
+    "Escalated internally, product is on it.",
+    "Booked a training session for the new users.",
+]
+COMMENTS = [
+    "Left a voicemail, trying again Thursday.",
+    "Champion is on holiday, the admin answered instead.",
+    "Asked support for the ticket history first.",
+    "Manager wants to join the call.",
+    "They asked for a discount in the renewal, flagging it.",
+]
+SNOOZE_REASONS = [
+    "Customer on holiday until then",
+    "Waiting for the customer's internal review",
+    "Renewal call already booked",
+    "Decision maker back next week",
+]
 # Where a status tends to go next: mostly stable, sometimes worse or better.
-NEXT = {"green": ["yellow", "yellow", "red"], "yellow": ["green", "green", "red"],
-        "red": ["yellow", "yellow", "green", "black"], "black": []}
+NEXT = {
+    "green": ["yellow", "yellow", "red"],
+    "yellow": ["green", "green", "red"],
+    "red": ["yellow", "yellow", "green", "black"],
+    "black": [],
+}
 
 
 def ensure_team(password: str) -> None:
@@ -90,14 +150,25 @@ def load_portfolio(accounts: int = 240, seed: int = 7) -> int:
         for _ in range(rng.randint(1, 3)):
             first, last = rng.choice(FIRST), rng.choice(LAST)
             slug = name.split()[0].lower()
-            contacts.append({"name": f"{first} {last}", "email": f"{first}.{last}@{slug}.example".lower(),
-                             "role": rng.choice(["decision_maker", "champion", "admin", "user"])})
+            contacts.append(
+                {
+                    "name": f"{first} {last}",
+                    "email": f"{first}.{last}@{slug}.example".lower(),
+                    "role": rng.choice(["decision_maker", "champion", "admin", "user"]),
+                }
+            )
         account = {
-            "id": account_id, "name": name, "segment": segment, "lifecycle_stage": rng.choice(STAGES),
-            "plan": rng.choice(plans), "arr": rng.randrange(low, high, 100),
+            "id": account_id,
+            "name": name,
+            "segment": segment,
+            "lifecycle_stage": rng.choice(STAGES),
+            "plan": rng.choice(plans),
+            "arr": rng.randrange(low, high, 100),
             "renewal_date": (date.today() + timedelta(days=rng.randint(-20, 400))).isoformat(),
             "customer_since": (date.today() - timedelta(days=rng.randint(60, 1500))).isoformat(),
-            "csm": csm, "manager": MANAGERS[team][0], "contacts": contacts,
+            "csm": csm,
+            "manager": MANAGERS[team][0],
+            "contacts": contacts,
         }
         status = rng.choice(["green", "green", "yellow", "yellow", "red"])
         at = now - timedelta(days=rng.randint(150, 200))
@@ -114,10 +185,20 @@ def load_portfolio(accounts: int = 240, seed: int = 7) -> int:
             changes.append((recent, rng.choice(NEXT[changes[-1][1]] + ["red"])))
         for change, (at, status) in enumerate(changes):
             at = at.replace(microsecond=0)  # the event's time is the payload's, to the second
-            payload = {"type": "account.health_changed", "occurred_at": _iso(at), "account": account,
-                       "health": {"to": status, "reason": rng.choice(REASONS[status]), "changed_by": csm}}
-            event = store_event(source="crm", external_id=f"demo-{account_id}-{change}",
-                                type=payload["type"], account_id=account_id, occurred_at=at, payload=payload)
+            payload = {
+                "type": "account.health_changed",
+                "occurred_at": _iso(at),
+                "account": account,
+                "health": {"to": status, "reason": rng.choice(REASONS[status]), "changed_by": csm},
+            }
+            event = store_event(
+                source="crm",
+                external_id=f"demo-{account_id}-{change}",
+                type=payload["type"],
+                account_id=account_id,
+                occurred_at=at,
+                payload=payload,
+            )
             db.session.commit()
             if event is not None:
                 process_event(event.id)
@@ -152,7 +233,8 @@ def _usage_history(rng: random.Random, now: datetime) -> None:
 
     history: dict[str, list] = {}
     for account_id, at, status in db.session.execute(
-            select(HealthChange.account_id, HealthChange.at, HealthChange.status).order_by(HealthChange.at)):
+        select(HealthChange.account_id, HealthChange.at, HealthChange.status).order_by(HealthChange.at)
+    ):
         history.setdefault(account_id, []).append((at, status))
     rows = []
     for account_id, changes in history.items():
@@ -163,16 +245,27 @@ def _usage_history(rng: random.Random, now: datetime) -> None:
             weekend = 0.45 if at.weekday() >= 5 else 1.0
             active = max(0, round(base * USAGE_LEVEL[status] * weekend * rng.uniform(0.85, 1.15)))
             unhappy = status in ("red", "black")
-            rows.append({
-                "account_id": account_id, "day": at.date(), "active_users": active,
-                "logins": round(active * rng.uniform(1.5, 2.5)), "features": {"reporting": active // 3},
-                "seats": round(base * 1.3), "new_users": rng.choice([0] * 20 + [1, 2]),
-                "nps_score": (rng.randint(0, 6) if unhappy else rng.randint(7, 10)) if rng.random() < 0.02 else None,
-                "happiness": (rng.randint(1, 2) if unhappy else rng.randint(3, 4)) if rng.random() < 0.02 else None,
-                "tickets": int(rng.random() < (0.12 if unhappy else 0.03)),
-                "tickets_high": int(unhappy and rng.random() < 0.06), "sentiment_sum": 0.0, "sentiment_count": 0})
+            rows.append(
+                {
+                    "account_id": account_id,
+                    "day": at.date(),
+                    "active_users": active,
+                    "logins": round(active * rng.uniform(1.5, 2.5)),
+                    "features": {"reporting": active // 3},
+                    "seats": round(base * 1.3),
+                    "new_users": rng.choice([0] * 20 + [1, 2]),
+                    "nps_score": (rng.randint(0, 6) if unhappy else rng.randint(7, 10))
+                    if rng.random() < 0.02
+                    else None,
+                    "happiness": (rng.randint(1, 2) if unhappy else rng.randint(3, 4)) if rng.random() < 0.02 else None,
+                    "tickets": int(rng.random() < (0.12 if unhappy else 0.03)),
+                    "tickets_high": int(unhappy and rng.random() < 0.06),
+                    "sentiment_sum": 0.0,
+                    "sentiment_count": 0,
+                }
+            )
     for start in range(0, len(rows), 5000):
-        db.session.execute(insert(DailyUsage), rows[start:start + 5000])
+        db.session.execute(insert(DailyUsage), rows[start : start + 5000])
     db.session.commit()
     band_changes = []
     for account_id in history:
@@ -221,8 +314,9 @@ def _age_and_work_tasks(rng: random.Random, now: datetime) -> None:
         # Worked back then, not today: the task, and its audit entry, carry the day it was done.
         worked = min(task.created_at + timedelta(days=rng.randint(1, 12), hours=rng.randint(1, 9)), now)
         task.completed_at = worked
-        for entry in db.session.scalars(select(AuditEntry).where(
-                AuditEntry.object_type == "task", AuditEntry.object_id == str(task.id))):
+        for entry in db.session.scalars(
+            select(AuditEntry).where(AuditEntry.object_type == "task", AuditEntry.object_id == str(task.id))
+        ):
             entry.at = worked
         db.session.commit()
     _date_finished_runs()
@@ -233,16 +327,23 @@ def _date_finished_runs() -> None:
     """A run ended when its last task was done, or when the next status change closed it."""
     from app.models import HealthChange
 
-    runs = db.session.scalars(select(PlaybookRun).where(PlaybookRun.finished_at.is_not(None),
-                                                        PlaybookRun.triggered_at.is_not(None))).all()
+    runs = db.session.scalars(
+        select(PlaybookRun).where(PlaybookRun.finished_at.is_not(None), PlaybookRun.triggered_at.is_not(None))
+    ).all()
     for run in runs:
-        done = [t.completed_at for t in db.session.scalars(select(Task).where(Task.run_id == run.id))
-                if t.completed_at is not None and t.status == "done"]
+        done = [
+            t.completed_at
+            for t in db.session.scalars(select(Task).where(Task.run_id == run.id))
+            if t.completed_at is not None and t.status == "done"
+        ]
         if run.status == "completed" and done:
             run.finished_at = max(done)
             continue
-        following = db.session.scalar(select(func.min(HealthChange.at)).where(
-            HealthChange.account_id == run.account_id, HealthChange.at > run.triggered_at))
+        following = db.session.scalar(
+            select(func.min(HealthChange.at)).where(
+                HealthChange.account_id == run.account_id, HealthChange.at > run.triggered_at
+            )
+        )
         if following is not None:
             run.finished_at = following
             for task in db.session.scalars(select(Task).where(Task.run_id == run.id, Task.status == "cancelled")):
@@ -281,4 +382,4 @@ def _work_open_tasks(rng: random.Random, now: datetime) -> None:
 
 
 def _iso(at: datetime) -> str:
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -2,6 +2,7 @@
 
 `{"error": "...", "details": {...}}`; 503 with Retry-After when the database is down.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Extension objects, created unbound and attached in the app factory."""
+
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy

@@ -3,6 +3,7 @@
 Every problem becomes a `FileError` that names the file, the line, the column and the fix,
 so that a CS ops person editing YAML can act on the message without reading Python.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -10,14 +11,15 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import jsonschema
 import yaml
+from jinja2 import TemplateSyntaxError, meta
 
 from app.templating import ENVIRONMENT
-from jinja2 import TemplateSyntaxError, meta
 
 Path = tuple  # keys (str) and list indexes (int) from the document root
 
@@ -77,8 +79,13 @@ def content_hash(paths: Iterable[str]) -> str:
 def yaml_files(folder: str) -> list[str]:
     """The *.yml / *.yaml files directly in `folder`, sorted; FileErrors if it is missing."""
     if not os.path.isdir(folder):
-        raise FileErrors([FileError(folder, 1, 1, "folder not found",
-                                    "create it or point the setting (RULES_DIR / PLAYBOOKS_DIR) at it")])
+        raise FileErrors(
+            [
+                FileError(
+                    folder, 1, 1, "folder not found", "create it or point the setting (RULES_DIR / PLAYBOOKS_DIR) at it"
+                )
+            ]
+        )
     names = sorted(n for n in os.listdir(folder) if n.endswith((".yml", ".yaml")))
     return [os.path.join(folder, name) for name in names if os.path.isfile(os.path.join(folder, name))]
 
@@ -194,8 +201,16 @@ def _record(loader: _Loader, node: yaml.Node, path: Path, doc: YamlFile, active:
             key = loader.construct_object(key_node)
             line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
             if key in first_seen:
-                doc.problems.append(FileError(doc.path, line, column, f"duplicate key {key!r}",
-                                              f"it is already set on line {first_seen[key]}; keep one", path))
+                doc.problems.append(
+                    FileError(
+                        doc.path,
+                        line,
+                        column,
+                        f"duplicate key {key!r}",
+                        f"it is already set on line {first_seen[key]}; keep one",
+                        path,
+                    )
+                )
             first_seen.setdefault(key, line)
             doc.keys[path + (key,)] = (line, column)
             _record(loader, value_node, path + (key,), doc, active)
@@ -229,8 +244,15 @@ def _syntax_error(path: str, exc: yaml.MarkedYAMLError) -> FileError:
 
 # --- closed JSON schemas ------------------------------------------------------------------
 
-_TYPE_NAMES = {"string": "a string", "integer": "a whole number", "number": "a number",
-               "boolean": "true or false", "object": "a mapping", "array": "a list", "null": "empty"}
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "empty",
+}
 
 
 _VALIDATORS: dict[str, jsonschema.Draft202012Validator] = {}
@@ -260,12 +282,20 @@ def _describe(doc: YamlFile, error: jsonschema.ValidationError, base: Path) -> l
     if kind == "additionalProperties" and isinstance(value, dict):
         allowed = list(schema.get("properties", {}))
         extra = [key for key in value if key not in allowed]
-        return [doc.error(path + (key,), f"unknown key {key!r}" + (f" in {where}" if where else ""),
-                          suggest(key, allowed, "allowed keys")) for key in extra]
+        return [
+            doc.error(
+                path + (key,),
+                f"unknown key {key!r}" + (f" in {where}" if where else ""),
+                suggest(key, allowed, "allowed keys"),
+            )
+            for key in extra
+        ]
     if kind == "required" and isinstance(value, dict):
         missing = [key for key in error.validator_value if key not in value]
-        return [doc.error(path, f"{where or 'the file'} is missing the required key {key!r}",
-                          f"add `{key}:`") for key in missing]
+        return [
+            doc.error(path, f"{where or 'the file'} is missing the required key {key!r}", f"add `{key}:`")
+            for key in missing
+        ]
     if kind in ("anyOf", "oneOf"):
         # Errors inside the branch whose type fits say more than "not valid under any".
         inner = [e for e in error.context if not (e.validator == "type" and not e.relative_path)]
@@ -276,11 +306,19 @@ def _describe(doc: YamlFile, error: jsonschema.ValidationError, base: Path) -> l
     if kind == "type":
         types = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
         expected = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
-        return [doc.error(path, f"{where or 'the file'} must be {expected}, not {_show(value)}",
-                          schema.get("description", ""))]
+        return [
+            doc.error(
+                path, f"{where or 'the file'} must be {expected}, not {_show(value)}", schema.get("description", "")
+            )
+        ]
     if kind == "enum":
-        return [doc.error(path, f"{where} has an unknown value {_show(value)}",
-                          suggest(value, error.validator_value, "allowed values"))]
+        return [
+            doc.error(
+                path,
+                f"{where} has an unknown value {_show(value)}",
+                suggest(value, error.validator_value, "allowed values"),
+            )
+        ]
     if kind in ("minItems", "minLength") and error.validator_value == 1:
         return [doc.error(path, f"{where} must not be empty")]
     if kind == "minItems":
@@ -290,12 +328,22 @@ def _describe(doc: YamlFile, error: jsonschema.ValidationError, base: Path) -> l
     if kind == "minimum":
         return [doc.error(path, f"{where} must be at least {error.validator_value}, not {_show(value)}")]
     if kind == "pattern":
-        return [doc.error(path, f"{where} {_show(value)} is not allowed here",
-                          schema.get("description") or f"it must match {error.validator_value}")]
+        return [
+            doc.error(
+                path,
+                f"{where} {_show(value)} is not allowed here",
+                schema.get("description") or f"it must match {error.validator_value}",
+            )
+        ]
     if kind in ("minProperties", "maxProperties"):
         limit = "at least" if kind == "minProperties" else "at most"
-        return [doc.error(path, f"{where} takes {limit} {error.validator_value} of its keys",
-                          "keys: " + ", ".join(schema.get("properties", {})))]
+        return [
+            doc.error(
+                path,
+                f"{where} takes {limit} {error.validator_value} of its keys",
+                "keys: " + ", ".join(schema.get("properties", {})),
+            )
+        ]
     return [doc.error(path, f"{where}: {error.message}" if where else error.message)]
 
 
@@ -323,8 +371,14 @@ def _show(value: Any) -> str:
 _SANDBOX = ENVIRONMENT  # the environment templates render with, so a file that loads renders
 
 
-def template_error(doc: YamlFile | None, path: Path, source: str, variables: Iterable[str] | None = None,
-                   file: str = "", first_line: int = 1) -> FileError | None:
+def template_error(
+    doc: YamlFile | None,
+    path: Path,
+    source: str,
+    variables: Iterable[str] | None = None,
+    file: str = "",
+    first_line: int = 1,
+) -> FileError | None:
     """Compile `source`; a syntax error (or a name outside `variables`) at its line in the file.
 
     The template is the scalar at `path` in `doc`, or text of `file` starting at `first_line`.
@@ -333,15 +387,27 @@ def template_error(doc: YamlFile | None, path: Path, source: str, variables: Ite
         tree = _SANDBOX.parse(source)
         _SANDBOX.compile(tree)
     except TemplateSyntaxError as exc:
-        return _template_problem(doc, path, file, first_line, exc.lineno or 1,
-                                 f"template error: {exc.message}",
-                                 "check the {{ }} and {% %} tags on this line")
+        return _template_problem(
+            doc,
+            path,
+            file,
+            first_line,
+            exc.lineno or 1,
+            f"template error: {exc.message}",
+            "check the {{ }} and {% %} tags on this line",
+        )
     if variables is not None:
         allowed = sorted(set(variables))
         for name in sorted(meta.find_undeclared_variables(tree) - set(_SANDBOX.globals) - set(allowed)):
-            return _template_problem(doc, path, file, first_line, _line_of(source, name),
-                                     f"template uses unknown variable {name!r}",
-                                     suggest(name, allowed, "templates here see"))
+            return _template_problem(
+                doc,
+                path,
+                file,
+                first_line,
+                _line_of(source, name),
+                f"template uses unknown variable {name!r}",
+                suggest(name, allowed, "templates here see"),
+            )
     return None
 
 

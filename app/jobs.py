@@ -203,6 +203,4 @@ def enqueue_dashboard_refresh(scope: str) -> None:
 def work_queued_jobs() -> None:
     """Run every queued job here and now, then return (the demo's first start, `replay
     --process`): the same RQ worker class the worker process uses, in burst mode."""
-    SimpleWorker([queue(name) for name in ALL], connection=get_redis()).work(
-        burst=True, logging_level="WARNING"
-    )
+    SimpleWorker([queue(name) for name in ALL], connection=get_redis()).work(burst=True, logging_level="WARNING")

@@ -88,16 +88,27 @@ def apply_crm_event(event: Event) -> str:
     health = data["health"]
     previous = account.health_status
     _, is_current = record_health_change(
-        account, status=health["to"], crm_from=health.get("from_"), at=data["occurred_at"],
-        reason=health.get("reason"), changed_by=health.get("changed_by"), source=event.source, event_id=event.id)
+        account,
+        status=health["to"],
+        crm_from=health.get("from_"),
+        at=data["occurred_at"],
+        reason=health.get("reason"),
+        changed_by=health.get("changed_by"),
+        source=event.source,
+        event_id=event.id,
+    )
     if not is_current:
         return "older than the current status: kept in history, no rules run"
     if health["to"] == previous:  # both lower-case (the schema)
         return "status unchanged (a new reason): kept in history, no rules run"
     runs = open_runs_of(account.id)  # one read, for closing runs on the change and for launching
     on_health_change(account, previous, health["to"], runs)  # runs and tasks react to the change
-    facts = event_facts(event=event, account=account, metrics=metrics_for(account.id, event.occurred_at),
-                        health={"to": health["to"], "from": previous, "crm_from": health.get("from_")})
+    facts = event_facts(
+        event=event,
+        account=account,
+        metrics=metrics_for(account.id, event.occurred_at),
+        health={"to": health["to"], "from": previous, "crm_from": health.get("from_")},
+    )
     return f"{len(enforce(facts, event, account, runs))} rule(s) fired"
 
 
@@ -114,14 +125,23 @@ def apply_signal_event(event: Event, follow_ups: list[Event]) -> str:
     facts = event_facts(event=event, account=account, metrics=metrics, health=None)
     # A feature used for the first time is an event of its own, which rules can match.
     for feature in revealed.get("new_features", []):
-        follow_ups.append(store_event(
-            source="triage", external_id=f"first-use-{account.id}-{feature}", type="usage.feature_first_used",
-            account_id=account.id, occurred_at=event.occurred_at,
-            payload={"id": f"first-use-{account.id}-{feature}", "account_id": account.id,
-                     "type": "usage.feature_first_used", "occurred_at": event.occurred_at.isoformat(),
-                     "properties": {"feature": feature}}))
+        follow_ups.append(
+            store_event(
+                source="triage",
+                external_id=f"first-use-{account.id}-{feature}",
+                type="usage.feature_first_used",
+                account_id=account.id,
+                occurred_at=event.occurred_at,
+                payload={
+                    "id": f"first-use-{account.id}-{feature}",
+                    "account_id": account.id,
+                    "type": "usage.feature_first_used",
+                    "occurred_at": event.occurred_at.isoformat(),
+                    "properties": {"feature": feature},
+                },
+            )
+        )
     # The ticket's sentiment is part of the event for the rules: `event.properties.sentiment`.
     if "sentiment" in revealed:
         facts["event"]["properties"]["sentiment"] = revealed["sentiment"]
     return f"{len(enforce(facts, event, account))} rule(s) fired"
-

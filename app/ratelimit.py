@@ -3,6 +3,7 @@
 Limits fail open: when Redis is unreachable a request is let through, because a Redis
 outage must never cost a webhook its `202` (the outbox covers the processing).
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,11 @@ def check(name: str, key: str, rule: str) -> None:
     if count > limit:
         retry_after = window - now % window
         log.warning("rate limit %s hit by %s (%d in %ds)", name, key, limit, window)
-        raise ApiError(429, f"too many requests: at most {limit} per {window} s; retry later",
-                       headers={"Retry-After": str(retry_after)})
+        raise ApiError(
+            429,
+            f"too many requests: at most {limit} per {window} s; retry later",
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 def client_address() -> str:

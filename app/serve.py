@@ -3,6 +3,7 @@
 Honours every variable of CONTRACT.md section 6. With no REDIS_URL it starts the
 embedded Redis and stops it again on Ctrl-C, like everything else it started.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,14 +51,14 @@ def banner(app) -> str:
   Triage is running.
 
   Admin        http://127.0.0.1:{port}/admin/
-  Sign in      admin@triage.local / {app.config['ADMIN_PASSWORD']}
+  Sign in      admin@triage.local / {app.config["ADMIN_PASSWORD"]}
                (the demo team - ana@, ben@, mo@vendor.example ... - has the same password)
   CRM webhook  POST http://127.0.0.1:{port}/webhooks/crm
-  Secret       {app.config['CRM_WEBHOOK_SECRET']}
-  API token    {app.config['API_TOKENS'][0]}
+  Secret       {app.config["CRM_WEBHOOK_SECRET"]}
+  API token    {app.config["API_TOKENS"][0]}
   API doc      http://127.0.0.1:{port}/api/v1/openapi.json
-  Database     {app.config['SQLALCHEMY_DATABASE_URI']}
-  Redis        {app.config['REDIS_URL']}
+  Database     {app.config["SQLALCHEMY_DATABASE_URI"]}
+  Redis        {app.config["REDIS_URL"]}
 
   Try it:      .venv/bin/python -m app.send_webhook acct-0001 red
   Ctrl-C stops everything.
@@ -78,14 +79,24 @@ def main() -> None:
     prepare(app)
     port = str(app.config["PORT"])
     commands = {
-        "web": [sys.executable, "-m", "gunicorn", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
-                "--bind", f"0.0.0.0:{port}", "--access-logfile", "-", "wsgi:app"],
+        "web": [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            os.environ.get("WEB_CONCURRENCY", "2"),
+            "--bind",
+            f"0.0.0.0:{port}",
+            "--access-logfile",
+            "-",
+            "wsgi:app",
+        ],
         **{name: [sys.executable, "-m", "workers.worker"] for name in worker_names()},
         "scheduler": [sys.executable, "-m", "workers.scheduler"],
     }
     children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
     started = {name: time.monotonic() for name in commands}
-    quick_exits = {name: 0 for name in commands}
+    quick_exits = dict.fromkeys(commands, 0)
     print(banner(app), flush=True)
 
     stopping = False

@@ -34,10 +34,18 @@ def sweep(grace_seconds: int | None = None) -> dict:
     # While the event queue has work, unprocessed events are most likely in a queued batch job:
     # wait. Jobs lost with a Redis restart leave the queue empty, and are found then.
     busy = events_queue.count or StartedJobRegistry(queue=events_queue).count
-    rows = [] if busy else db.session.execute(
-        select(Event.id).where(Event.processed_at.is_(None), Event.received_at <= cutoff, Event.sweeps < MAX_SWEEPS)
-        .order_by(Event.id).limit(5000)
-    ).scalars().all()
+    rows = (
+        []
+        if busy
+        else db.session.execute(
+            select(Event.id)
+            .where(Event.processed_at.is_(None), Event.received_at <= cutoff, Event.sweeps < MAX_SWEEPS)
+            .order_by(Event.id)
+            .limit(5000)
+        )
+        .scalars()
+        .all()
+    )
     events = [event_id for event_id in rows if not is_alive(event_job_id(event_id))]
     if events:
         db.session.execute(update(Event).where(Event.id.in_(events)).values(sweeps=Event.sweeps + 1))
@@ -46,14 +54,15 @@ def sweep(grace_seconds: int | None = None) -> dict:
 
     now = utcnow()
     due = db.session.execute(
-        select(RunStep.id, RunStep.wake_at).where(RunStep.status == "queued", RunStep.enqueued_at <= cutoff)
-        .limit(5000)
+        select(RunStep.id, RunStep.wake_at).where(RunStep.status == "queued", RunStep.enqueued_at <= cutoff).limit(5000)
     ).all()
-    steps = [step_id for step_id, wake_at in due
-             if (wake_at is None or wake_at <= now) and not is_alive(step_job_id(step_id))]
+    steps = [
+        step_id
+        for step_id, wake_at in due
+        if (wake_at is None or wake_at <= now) and not is_alive(step_job_id(step_id))
+    ]
     enqueue_step_jobs(steps)
     db.session.rollback()
     if events or steps:
         log.info("sweeper enqueued %d event(s) and %d step(s)", len(events), len(steps))
     return {"events": len(events), "steps": len(steps)}
-

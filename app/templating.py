@@ -1,6 +1,7 @@
 """The one Jinja environment for file templates (playbook texts, rule params): sandboxed, and
 an undefined name is an error, not a blank. app/filecheck.py compiles with it at load; the
 runner and the enforcer render with it."""
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -12,6 +12,7 @@ statements per page is counted too (no N+1: it must not depend on the data). Res
 appended to bench/RESULTS.md with the machine's description. Redis: REDIS_URL, else the
 embedded one in the temp folder (stopped at the end).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,22 +51,50 @@ def generate(db, accounts: int, tasks: int, seed: int = 11) -> dict:
     """Bulk-insert a portfolio; returns ids the pages need."""
     from werkzeug.security import generate_password_hash
 
-    from app.models import (Account, AuditEntry, Contact, Event, HealthChange, PlaybookRun, RunStep, Task,
-                            User)
+    from app.models import Account, AuditEntry, Contact, Event, HealthChange, PlaybookRun, RunStep, Task, User
     from app.models.score import HealthScore
 
     rng = random.Random(seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     password_hash = generate_password_hash(PASSWORD)
     managers = [f"manager{m}@vendor.example" for m in range(5)]
     csms = [f"csm{c:02}@vendor.example" for c in range(40)]
     # Every row has every key: an executemany insert takes its columns from the first row.
-    users = [dict(email="ops@vendor.example", name="Ops", role="csops", manager_email=None,
-                  password_hash=password_hash, active=True, created_at=now)]
-    users += [dict(email=m, name=f"Manager {i}", role="manager", manager_email=None, password_hash=password_hash,
-                   active=True, created_at=now) for i, m in enumerate(managers)]
-    users += [dict(email=c, name=f"CSM {i}", role="csm", manager_email=managers[i % 5], password_hash=password_hash,
-                   active=True, created_at=now) for i, c in enumerate(csms)]
+    users = [
+        dict(
+            email="ops@vendor.example",
+            name="Ops",
+            role="csops",
+            manager_email=None,
+            password_hash=password_hash,
+            active=True,
+            created_at=now,
+        )
+    ]
+    users += [
+        dict(
+            email=m,
+            name=f"Manager {i}",
+            role="manager",
+            manager_email=None,
+            password_hash=password_hash,
+            active=True,
+            created_at=now,
+        )
+        for i, m in enumerate(managers)
+    ]
+    users += [
+        dict(
+            email=c,
+            name=f"CSM {i}",
+            role="csm",
+            manager_email=managers[i % 5],
+            password_hash=password_hash,
+            active=True,
+            created_at=now,
+        )
+        for i, c in enumerate(csms)
+    ]
 
     account_rows, contact_rows, change_rows, event_rows, score_rows = [], [], [], [], []
     event_id = 0
@@ -73,32 +102,73 @@ def generate(db, accounts: int, tasks: int, seed: int = 11) -> dict:
         account_id = f"acct-{i:05}"
         csm = csms[i % len(csms)]
         status = rng.choice(STATUSES)
-        account_rows.append(dict(
-            id=account_id, name=f"Customer {i}", segment=rng.choice(SEGMENTS), lifecycle_stage=rng.choice(STAGES),
-            plan=rng.choice(PLANS), arr=rng.randrange(1_000, 400_000, 100), csm=csm,
-            manager=managers[csms.index(csm) % 5], health_status=status, health_since=now - timedelta(days=3),
-            health_reason="generated", score=rng.randint(5, 98),
-            renewal_date=date.today() + timedelta(days=rng.randint(-30, 365)),
-            customer_since=date.today() - timedelta(days=rng.randint(100, 1500)), created_at=now, updated_at=now))
-        contact_rows.append(dict(account_id=account_id, name=f"Contact {i}", email=f"c{i}@customer.example",
-                                 role="champion"))
+        account_rows.append(
+            dict(
+                id=account_id,
+                name=f"Customer {i}",
+                segment=rng.choice(SEGMENTS),
+                lifecycle_stage=rng.choice(STAGES),
+                plan=rng.choice(PLANS),
+                arr=rng.randrange(1_000, 400_000, 100),
+                csm=csm,
+                manager=managers[csms.index(csm) % 5],
+                health_status=status,
+                health_since=now - timedelta(days=3),
+                health_reason="generated",
+                score=rng.randint(5, 98),
+                renewal_date=date.today() + timedelta(days=rng.randint(-30, 365)),
+                customer_since=date.today() - timedelta(days=rng.randint(100, 1500)),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        contact_rows.append(
+            dict(account_id=account_id, name=f"Contact {i}", email=f"c{i}@customer.example", role="champion")
+        )
         at, previous = now - timedelta(days=rng.randint(150, 220)), None
         history = [rng.choice(STATUSES) for _ in range(rng.randint(1, 4))] + [status]
         for step, state in enumerate(history):
             event_id += 1
-            event_rows.append(dict(id=event_id, source="crm", external_id=f"bench-{account_id}-{step}",
-                                   type="account.health_changed", account_id=account_id, occurred_at=at,
-                                   received_at=at, processed_at=at,
-                                   payload={"health": {"to": state}, "account": {"id": account_id}}))
-            change_rows.append(dict(account_id=account_id, status=state, previous=previous, at=at,
-                                    reason="generated", changed_by=csm, source="crm", event_id=event_id))
+            event_rows.append(
+                dict(
+                    id=event_id,
+                    source="crm",
+                    external_id=f"bench-{account_id}-{step}",
+                    type="account.health_changed",
+                    account_id=account_id,
+                    occurred_at=at,
+                    received_at=at,
+                    processed_at=at,
+                    payload={"health": {"to": state}, "account": {"id": account_id}},
+                )
+            )
+            change_rows.append(
+                dict(
+                    account_id=account_id,
+                    status=state,
+                    previous=previous,
+                    at=at,
+                    reason="generated",
+                    changed_by=csm,
+                    source="crm",
+                    event_id=event_id,
+                )
+            )
             previous = state
             at = min(at + timedelta(days=rng.randint(7, 60)), now - timedelta(days=3))
         for week in range(26):
             day = (now - timedelta(weeks=week)).date()
-            score_rows.append(dict(account_id=account_id, day=day,
-                                   at=datetime.combine(day, datetime.min.time(), timezone.utc),
-                                   score=rng.randint(5, 98), band="x", scorecard="default", details={}))
+            score_rows.append(
+                dict(
+                    account_id=account_id,
+                    day=day,
+                    at=datetime.combine(day, datetime.min.time(), UTC),
+                    score=rng.randint(5, 98),
+                    band="x",
+                    scorecard="default",
+                    details={},
+                )
+            )
 
     run_rows, step_rows, task_rows, audit_rows = [], [], [], []
     steps_per_run = 4
@@ -107,46 +177,99 @@ def generate(db, accounts: int, tasks: int, seed: int = 11) -> dict:
         account = account_rows[r % accounts]
         run_id = r + 1
         started = now - timedelta(days=rng.randint(0, 180))
-        run_rows.append(dict(id=run_id, playbook=rng.choice(PLAYBOOKS), playbook_version="v1",
-                             account_id=account["id"], rule="health-rule", trigger_event_id=None,
-                             triggered_at=started, status="waiting", started_at=started, context={}))
+        run_rows.append(
+            dict(
+                id=run_id,
+                playbook=rng.choice(PLAYBOOKS),
+                playbook_version="v1",
+                account_id=account["id"],
+                rule="health-rule",
+                trigger_event_id=None,
+                triggered_at=started,
+                status="waiting",
+                started_at=started,
+                context={},
+            )
+        )
         for position in range(steps_per_run):
             step_id = r * steps_per_run + position + 1
             assignee = account["csm"] if position % 2 == 0 else account["manager"]
             recent = started > now - timedelta(days=30)
             status = "open" if recent and rng.random() < 0.6 else ("done" if rng.random() < 0.9 else "cancelled")
             due = started + timedelta(days=rng.randint(1, 20))
-            step_rows.append(dict(id=step_id, run_id=run_id, name=f"step-{position}", position=position, kind="task",
-                                  status=status, assignee=assignee, due_at=due, attempts=0))
-            task_rows.append(dict(
-                id=step_id, account_id=account["id"], run_id=run_id, step_id=step_id,
-                title=f"Step {position} for {account['name']}", instructions="**Call** the customer.\n\n- agree a plan",
-                assignee=assignee, assignee_role="csm" if position % 2 == 0 else "manager",
-                priority=rng.choice(["urgent", "high", "normal", "normal", "low"]), status=status,
-                outcomes=["done"], outcome="done" if status == "done" else None, due_at=due, created_at=started,
-                completed_at=started + timedelta(days=2) if status == "done" else None,
-                completed_by=assignee if status == "done" else None, rule="health-rule"))
+            step_rows.append(
+                dict(
+                    id=step_id,
+                    run_id=run_id,
+                    name=f"step-{position}",
+                    position=position,
+                    kind="task",
+                    status=status,
+                    assignee=assignee,
+                    due_at=due,
+                    attempts=0,
+                )
+            )
+            task_rows.append(
+                dict(
+                    id=step_id,
+                    account_id=account["id"],
+                    run_id=run_id,
+                    step_id=step_id,
+                    title=f"Step {position} for {account['name']}",
+                    instructions="**Call** the customer.\n\n- agree a plan",
+                    assignee=assignee,
+                    assignee_role="csm" if position % 2 == 0 else "manager",
+                    priority=rng.choice(["urgent", "high", "normal", "normal", "low"]),
+                    status=status,
+                    outcomes=["done"],
+                    outcome="done" if status == "done" else None,
+                    due_at=due,
+                    created_at=started,
+                    completed_at=started + timedelta(days=2) if status == "done" else None,
+                    completed_by=assignee if status == "done" else None,
+                    rule="health-rule",
+                )
+            )
             if status == "done":
-                audit_rows.append(dict(at=started + timedelta(days=2), actor=assignee, action="task.completed",
-                                       object_type="task", object_id=str(step_id), summary="done", details={}))
+                audit_rows.append(
+                    dict(
+                        at=started + timedelta(days=2),
+                        actor=assignee,
+                        action="task.completed",
+                        object_type="task",
+                        object_id=str(step_id),
+                        summary="done",
+                        details={},
+                    )
+                )
 
-    tables = [(User, users), (Account, account_rows), (Contact, contact_rows), (Event, event_rows),
-              (HealthChange, change_rows), (PlaybookRun, run_rows), (RunStep, step_rows), (Task, task_rows),
-              (AuditEntry, audit_rows)]
+    tables = [
+        (User, users),
+        (Account, account_rows),
+        (Contact, contact_rows),
+        (Event, event_rows),
+        (HealthChange, change_rows),
+        (PlaybookRun, run_rows),
+        (RunStep, step_rows),
+        (Task, task_rows),
+        (AuditEntry, audit_rows),
+    ]
     tables.append((HealthScore, score_rows))
     counts = {}
     for model_class, rows in tables:
         started = time.perf_counter()
         for chunk in range(0, len(rows), 5000):
-            db.session.execute(model_class.__table__.insert(), rows[chunk:chunk + 5000])
+            db.session.execute(model_class.__table__.insert(), rows[chunk : chunk + 5000])
         db.session.commit()
         counts[model_class.__tablename__] = (len(rows), time.perf_counter() - started)
     if db.engine.dialect.name == "postgresql":
         from sqlalchemy import text
 
         for table in ("events", "playbook_runs", "run_steps", "tasks"):  # ids were given explicitly
-            db.session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                    f"(SELECT max(id) FROM {table}))"))
+            db.session.execute(
+                text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+            )
         db.session.execute(text("ANALYZE"))
         db.session.commit()
     else:
@@ -155,8 +278,14 @@ def generate(db, accounts: int, tasks: int, seed: int = 11) -> dict:
         db.session.execute(text("ANALYZE"))
         db.session.commit()
     open_task = next(t for t in task_rows if t["status"] == "open" and t["assignee"] == csms[0])
-    return {"csm": csms[0], "manager": managers[0], "ops": "ops@vendor.example", "task_id": open_task["id"],
-            "account_id": open_task["account_id"], "counts": counts}
+    return {
+        "csm": csms[0],
+        "manager": managers[0],
+        "ops": "ops@vendor.example",
+        "task_id": open_task["id"],
+        "account_id": open_task["account_id"],
+        "counts": counts,
+    }
 
 
 def sign_in(app, email):
@@ -208,8 +337,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=15, help="timed requests per page")
     parser.add_argument("--database-url", help="a PostgreSQL server URL; a throwaway database is made there")
     parser.add_argument("--no-write", action="store_true", help="do not append to bench/RESULTS.md")
-    parser.add_argument("--recommended-indexes", action="store_true",
-                        help="add RECOMMENDED_INDEXES (not in the migrations yet) before timing")
+    parser.add_argument(
+        "--recommended-indexes",
+        action="store_true",
+        help="add RECOMMENDED_INDEXES (not in the migrations yet) before timing",
+    )
     args = parser.parse_args()
 
     folder = tempfile.TemporaryDirectory(prefix="triage-bench-")
@@ -323,30 +455,41 @@ def run(args, database: str, instance: Path) -> None:
     for label, role, url in pages:
         samples = time_page(clients[role], url, args.n, before=make_stale if url.endswith("?stale") else None)
         statements = count_statements(engine, clients[role], url)
-        results.append((label, url, statistics.median(samples), sorted(samples)[int(0.95 * (len(samples) - 1))],
-                        statements))
-        print(f"{label:<36} p50 {results[-1][2] * 1000:6.1f} ms  p95 {results[-1][3] * 1000:6.1f} ms  "
-              f"{statements} SQL", flush=True)
+        results.append(
+            (label, url, statistics.median(samples), sorted(samples)[int(0.95 * (len(samples) - 1))], statements)
+        )
+        print(
+            f"{label:<36} p50 {results[-1][2] * 1000:6.1f} ms  p95 {results[-1][3] * 1000:6.1f} ms  {statements} SQL",
+            flush=True,
+        )
     baseline = results[0][2]
     slowest = max(r[3] for r in results[1:])
     lines = [
-        f"## admin pages, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"## admin pages, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"machine: {machine()}; database: {database}; {args.accounts:,} accounts, {args.tasks:,} tasks, "
         f"{rows:,} rows generated in {generated:.0f}s; Flask test client, sequential, n={args.n} per page; "
-        + ("with the recommended indexes (bench/admin_pages.py RECOMMENDED_INDEXES)" if args.recommended_indexes
-           else "indexes as migrated"),
+        + (
+            "with the recommended indexes (bench/admin_pages.py RECOMMENDED_INDEXES)"
+            if args.recommended_indexes
+            else "indexes as migrated"
+        ),
         "",
         "| page | p50 | p95 | ratio p50 / bare | SQL statements |",
         "| --- | --- | --- | --- | --- |",
     ]
     for label, url, p50, p95, statements in results:
-        lines.append(f"| {label} (`{url}`) | {p50 * 1000:.1f} ms | {p95 * 1000:.1f} ms | "
-                     f"{p50 / baseline:.0f}x | {statements} |")
+        lines.append(
+            f"| {label} (`{url}`) | {p50 * 1000:.1f} ms | {p95 * 1000:.1f} ms | {p50 / baseline:.0f}x | {statements} |"
+        )
     verdict = "every page under" if slowest * 1000 < BUDGET_MS else "NOT every page under"
-    lines += ["", f"{verdict} {BUDGET_MS} ms at p95 (slowest p95: {slowest * 1000:.0f} ms).",
-              f"The dashboard's figures are computed by a worker job, not in a page: refreshing all "
-              f"{len(scopes)} scopes (everyone and each manager's team) took {warm_seconds * 1000:.0f} ms "
-              "in one run.", ""]
+    lines += [
+        "",
+        f"{verdict} {BUDGET_MS} ms at p95 (slowest p95: {slowest * 1000:.0f} ms).",
+        f"The dashboard's figures are computed by a worker job, not in a page: refreshing all "
+        f"{len(scopes)} scopes (everyone and each manager's team) took {warm_seconds * 1000:.0f} ms "
+        "in one run.",
+        "",
+    ]
     print("\n".join(lines))
     if not args.no_write:
         with open(ROOT / "bench" / "RESULTS.md", "a") as out:

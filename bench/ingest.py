@@ -9,14 +9,13 @@ the same number of processes, and posts pre-built batches of 500 `usage.daily` e
 number of batches per round. No RQ worker runs: this measures acceptance (durable storage
 + enqueue), as the contract's 202 means. Results go to bench/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import sys as _sys
 from pathlib import Path as _Path
 
 _sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
-from bench.common import append_results, free_port, machine, post_all  # noqa: E402,F401
-
 import argparse
 import http.client
 import json
@@ -26,11 +25,13 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
 from sqlalchemy import create_engine, text
+
+from bench.common import append_results, free_port, machine, post_all  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = os.environ.get("BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -51,14 +52,29 @@ def wait_for(port: int, path: str, headers=None) -> None:
 
 
 def batches(count: int, run: str) -> list[bytes]:
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     out = []
     for b in range(count):
-        out.append(json.dumps([
-            {"id": f"{run}-{b}-{i}", "account_id": f"acct-{i % 200}", "type": "usage.daily",
-             "occurred_at": (start + timedelta(days=(b * BATCH + i) // 200 % 365)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "properties": {"active_users": 40 + i % 7, "logins": 90 + i % 11, "features": {"reporting": i % 4}}}
-            for i in range(BATCH)]).encode())
+        out.append(
+            json.dumps(
+                [
+                    {
+                        "id": f"{run}-{b}-{i}",
+                        "account_id": f"acct-{i % 200}",
+                        "type": "usage.daily",
+                        "occurred_at": (start + timedelta(days=(b * BATCH + i) // 200 % 365)).strftime(
+                            "%Y-%m-%dT%H:%M:%SZ"
+                        ),
+                        "properties": {
+                            "active_users": 40 + i % 7,
+                            "logins": 90 + i % 11,
+                            "features": {"reporting": i % 4},
+                        },
+                    }
+                    for i in range(BATCH)
+                ]
+            ).encode()
+        )
     return out
 
 
@@ -80,20 +96,41 @@ def main() -> None:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     database = PG_SERVER.rsplit("/", 1)[0] + "/" + name
     redis.Redis.from_url(REDIS).flushdb()
-    env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": REDIS, "API_TOKENS": TOKEN,
-           "TRIAGE_INSTANCE": f"/tmp/{name}", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "REDIS_URL": REDIS,
+        "API_TOKENS": TOKEN,
+        "TRIAGE_INSTANCE": f"/tmp/{name}",
+        "LOG_LEVEL": "WARNING",
+    }
     servers = []
     try:
-        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "heads"], cwd=ROOT, env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "heads"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         # The bare app creates its table on import: once here, not racing in two web processes.
         subprocess.run([sys.executable, "-c", "import bench.bare_app"], cwd=ROOT, env=env, check=True)
         triage_port, bare_port = free_port(), free_port()
         common = ["--workers", str(args.web_workers), "--log-level", "warning"]
-        servers.append(subprocess.Popen([sys.executable, "-m", "gunicorn", *common, "--bind",
-                                         f"127.0.0.1:{triage_port}", "wsgi:app"], cwd=ROOT, env=env))
-        servers.append(subprocess.Popen([sys.executable, "-m", "gunicorn", *common, "--bind",
-                                         f"127.0.0.1:{bare_port}", "bench.bare_app:app"], cwd=ROOT, env=env))
+        servers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", *common, "--bind", f"127.0.0.1:{triage_port}", "wsgi:app"],
+                cwd=ROOT,
+                env=env,
+            )
+        )
+        servers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", *common, "--bind", f"127.0.0.1:{bare_port}", "bench.bare_app:app"],
+                cwd=ROOT,
+                env=env,
+            )
+        )
         wait_for(triage_port, "/healthz")
         wait_for(bare_port, "/")
         json_headers = {"Content-Type": "application/json"}
@@ -101,10 +138,15 @@ def main() -> None:
         for round_number in range(args.rounds):
             run = uuid.uuid4().hex[:8]
             bare_rates.append(load(bare_port, "/bare/events", batches(args.batches, run + "b"), json_headers))
-            triage_rates.append(load(triage_port, "/api/v1/events", batches(args.batches, run + "t"),
-                                     {**json_headers, "Authorization": f"Bearer {TOKEN}"}))
-            print(f"round {round_number + 1}: bare {bare_rates[-1]:.0f}/s, triage {triage_rates[-1]:.0f}/s",
-                  flush=True)
+            triage_rates.append(
+                load(
+                    triage_port,
+                    "/api/v1/events",
+                    batches(args.batches, run + "t"),
+                    {**json_headers, "Authorization": f"Bearer {TOKEN}"},
+                )
+            )
+            print(f"round {round_number + 1}: bare {bare_rates[-1]:.0f}/s, triage {triage_rates[-1]:.0f}/s", flush=True)
     finally:
         for server in servers:
             server.terminate()
@@ -114,7 +156,7 @@ def main() -> None:
         redis.Redis.from_url(REDIS).flushdb()
     triage, bare = statistics.median(triage_rates), statistics.median(bare_rates)
     lines = [
-        f"## ingest: POST /api/v1/events, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"## ingest: POST /api/v1/events, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"machine: {machine()}; "
         f"PostgreSQL on loopback; gunicorn {args.web_workers} processes each; {THREADS} client threads; "
         f"batches of {BATCH}; {args.batches} batches per round; {args.rounds} rounds, medians",

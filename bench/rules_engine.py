@@ -27,14 +27,13 @@ throwaway rules folder, loads them with the production loader, and measures:
 Bounded: fixed counts, no network but loopback-free (no server at all); the database is a
 temp file removed at the end. Results are appended to bench/RESULTS.md with the machine.
 """
+
 from __future__ import annotations
 
 import sys as _sys
 from pathlib import Path as _Path
 
 _sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
-from bench.common import append_results, machine  # noqa: E402
-
 import argparse
 import gc
 import json
@@ -46,8 +45,10 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+from bench.common import append_results, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -61,13 +62,25 @@ STATUSES = ("green", "yellow", "red", "black")
 CSMS = tuple(f"{name}@vendor.example" for name in ("ana", "ben", "chloe", "dev", "eli"))
 NAMES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne", "Wonka", "Tyrell")
 FEATURES = ("reporting", "export", "api", "sso", "dashboards", "alerts")
-SUBJECTS = ("Export fails for large files", "Login slow", "Reporting totals wrong", "SSO setup question",
-            "Invoice copy", "API rate limit")
+SUBJECTS = (
+    "Export fails for large files",
+    "Login slow",
+    "Reporting totals wrong",
+    "SSO setup question",
+    "Invoice copy",
+    "API rate limit",
+)
 # (event type, weight): mostly daily usage, as in production.
-EVENT_TYPES = (("usage.daily", 60), ("account.health_changed", 12), ("support.ticket", 10), ("feedback.nps", 6),
-               ("users.added", 6), ("usage.feature_first_used", 6))
+EVENT_TYPES = (
+    ("usage.daily", 60),
+    ("account.health_changed", 12),
+    ("support.ticket", 10),
+    ("feedback.nps", 6),
+    ("users.added", 6),
+    ("usage.feature_first_used", 6),
+)
 PERIOD_DAYS = 180
-START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 # --- machine ---------------------------------------------------------------------------------
@@ -100,27 +113,36 @@ def generate_rules(count: int, playbooks: list[str], rng: random.Random) -> list
         lambda: f"metrics.seats > {rng.randint(100, 150)} and metrics.active_users_avg_30d < {rng.randint(10, 20)}",
         lambda: f"metrics.tickets_high_30d >= {rng.randint(3, 4)} and account.arr >= {rng.randint(10, 200) * 1000}",
         lambda: f"account.plan in {_q(rng.sample(PLANS, 2))} and metrics.logins_7d < {rng.randint(2, 10)}",
-        lambda: f"account.segment not in {_q(rng.sample(SEGMENTS, 1))} and "
-                f"metrics.new_users_30d >= {rng.randint(12, 20)}",
-        lambda: f"account.days_to_renewal between 0 and {rng.choice([30, 60, 90])} and "
-                f"metrics.active_users_change_pct_30d < {rng.choice([-10, -15])}",
-        lambda: f"any(metrics.nps_last <= {rng.randint(2, 4)}, metrics.happiness_last <= 1) and "
-                f"account.lifecycle_stage in {_q(rng.sample(STAGES, 3))}",
+        lambda: (
+            f"account.segment not in {_q(rng.sample(SEGMENTS, 1))} and metrics.new_users_30d >= {rng.randint(12, 20)}"
+        ),
+        lambda: (
+            f"account.days_to_renewal between 0 and {rng.choice([30, 60, 90])} and "
+            f"metrics.active_users_change_pct_30d < {rng.choice([-10, -15])}"
+        ),
+        lambda: (
+            f"any(metrics.nps_last <= {rng.randint(2, 4)}, metrics.happiness_last <= 1) and "
+            f"account.lifecycle_stage in {_q(rng.sample(STAGES, 3))}"
+        ),
         lambda: f"metrics.days_since_nps exists and metrics.days_since_nps > {rng.randint(365, 400)}",
-        lambda: f"not (account.segment == \"smb\") and metrics.ticket_sentiment_30d < {rng.choice([-0.7, -0.8])}",
+        lambda: f'not (account.segment == "smb") and metrics.ticket_sentiment_30d < {rng.choice([-0.7, -0.8])}',
     ]
     text = [  # evaluated in Python after the engine (matches / contains)
-        lambda: f"account.name matches \"^({'|'.join(rng.sample(NAMES, 3))})\" and "
-                f"metrics.logins_7d < {rng.randint(5, 20)}",
-        lambda: f"account.csm matches \"^(ana|ben)@vendor[.]example$\" and "
-                f"account.arr > {rng.randint(300, 390) * 1000}",
-        lambda: f"event.properties.features contains \"{rng.choice(FEATURES)}\" and metrics.features_used_30d <= 1",
+        lambda: (
+            f'account.name matches "^({"|".join(rng.sample(NAMES, 3))})" and metrics.logins_7d < {rng.randint(5, 20)}'
+        ),
+        lambda: f'account.csm matches "^(ana|ben)@vendor[.]example$" and account.arr > {rng.randint(300, 390) * 1000}',
+        lambda: f'event.properties.features contains "{rng.choice(FEATURES)}" and metrics.features_used_30d <= 1',
     ]
     rules = []
     for number in range(count):
-        rule = {"name": f"bench-{number:03d}", "playbook": playbooks[number % len(playbooks)],
-                "owner": "bench@vendor.example", "priority": rng.randint(0, 5),
-                "description": "generated by bench/rules_engine.py"}
+        rule = {
+            "name": f"bench-{number:03d}",
+            "playbook": playbooks[number % len(playbooks)],
+            "owner": "bench@vendor.example",
+            "priority": rng.randint(0, 5),
+            "description": "generated by bench/rules_engine.py",
+        }
         kind = number % 10
         if kind in (0, 1, 2, 3, 4):  # 50: usage.daily with metric conditions, some with a scope
             rule["on"] = "usage.daily"
@@ -140,14 +162,20 @@ def generate_rules(count: int, playbooks: list[str], rng: random.Random) -> list
         elif kind == 6:  # 10: support tickets: severity lists, a subject regex on some
             rule["on"] = "support.ticket"
             severities = _q(rng.sample(["high", "urgent"], rng.randint(1, 2)))
-            rule["if"] = (f"event.properties.severity in {severities} and event.properties.subject matches "
-                          f"\"(?i)({rng.choice(['export', 'report', 'login', 'sso'])})\"") if number % 20 == 6 \
+            rule["if"] = (
+                (
+                    f"event.properties.severity in {severities} and event.properties.subject matches "
+                    f'"(?i)({rng.choice(["export", "report", "login", "sso"])})"'
+                )
+                if number % 20 == 6
                 else f"event.properties.severity in {severities} and account.segment in {_q(rng.sample(SEGMENTS, 2))}"
+            )
         elif kind == 7:  # 10: NPS answers and users added
             if number % 20 == 7:
                 rule["on"] = "feedback.nps"
-                rule["if"] = (f"event.properties.score <= {rng.randint(4, 7)} and "
-                              f"account.plan in {_q(rng.sample(PLANS, 3))}")
+                rule["if"] = (
+                    f"event.properties.score <= {rng.randint(4, 7)} and account.plan in {_q(rng.sample(PLANS, 3))}"
+                )
             else:
                 rule["on"] = "users.added"
                 rule["if"] = f"metrics.new_users_30d >= {rng.randint(5, 15)}"
@@ -176,24 +204,38 @@ def make_accounts(rng: random.Random) -> list[dict]:
     accounts = []
     for number in range(ACCOUNTS):
         segment = SEGMENTS[number % 3]
-        accounts.append({
-            "id": f"acct-{number:04d}", "name": f"{NAMES[number % len(NAMES)]} {number}", "segment": segment,
-            "lifecycle_stage": rng.choice(STAGES), "plan": rng.choice(PLANS),
-            "arr": rng.randint(2, 400) * 1000, "renewal_date": date(2026, 6, 1) + timedelta(days=rng.randint(0, 365)),
-            "customer_since": date(2024, 1, 1) + timedelta(days=rng.randint(0, 700)),
-            "csm": CSMS[number % len(CSMS)], "manager": "mo@vendor.example",
-            "health_status": rng.choice(STATUSES[:3]), "score": rng.randint(20, 95)})
+        accounts.append(
+            {
+                "id": f"acct-{number:04d}",
+                "name": f"{NAMES[number % len(NAMES)]} {number}",
+                "segment": segment,
+                "lifecycle_stage": rng.choice(STAGES),
+                "plan": rng.choice(PLANS),
+                "arr": rng.randint(2, 400) * 1000,
+                "renewal_date": date(2026, 6, 1) + timedelta(days=rng.randint(0, 365)),
+                "customer_since": date(2024, 1, 1) + timedelta(days=rng.randint(0, 700)),
+                "csm": CSMS[number % len(CSMS)],
+                "manager": "mo@vendor.example",
+                "health_status": rng.choice(STATUSES[:3]),
+                "score": rng.randint(20, 95),
+            }
+        )
     return accounts
 
 
 def event_properties(kind: str, rng: random.Random) -> dict:
     if kind == "usage.daily":
-        return {"active_users": rng.randint(0, 80), "logins": rng.randint(0, 200),
-                "features": {name: rng.randint(0, 9) for name in rng.sample(FEATURES, rng.randint(0, 4))}}
+        return {
+            "active_users": rng.randint(0, 80),
+            "logins": rng.randint(0, 200),
+            "features": {name: rng.randint(0, 9) for name in rng.sample(FEATURES, rng.randint(0, 4))},
+        }
     if kind == "support.ticket":
-        return {"severity": rng.choices(["low", "normal", "high", "urgent"], weights=(40, 40, 15, 5))[0],
-                "subject": rng.choice(SUBJECTS),
-                "sentiment": round(rng.uniform(-1, 1), 2)}
+        return {
+            "severity": rng.choices(["low", "normal", "high", "urgent"], weights=(40, 40, 15, 5))[0],
+            "subject": rng.choice(SUBJECTS),
+            "sentiment": round(rng.uniform(-1, 1), 2),
+        }
     if kind == "feedback.nps":
         return {"score": rng.randint(0, 10), "comment": "ok"}
     if kind == "users.added":
@@ -210,14 +252,18 @@ def random_metrics(rng: random.Random) -> dict:
     nps = rng.choices(range(11), weights=(1, 1, 1, 2, 2, 3, 5, 10, 15, 15, 10))[0] if rng.random() < 0.5 else None
     logins_7d = int(avg * rng.uniform(2, 6))
     return {
-        "active_users_avg_30d": avg, "active_users_avg_prev_30d": prev,
+        "active_users_avg_30d": avg,
+        "active_users_avg_prev_30d": prev,
         "active_users_change_pct_30d": round((avg - prev) / prev * 100, 1) if prev else None,
-        "logins_7d": logins_7d, "logins_30d": logins_7d * 4 + rng.randint(0, 50),
+        "logins_7d": logins_7d,
+        "logins_30d": logins_7d * 4 + rng.randint(0, 50),
         "new_users_30d": rng.choices(range(16), weights=(40, 20, 12, 8, 5, 4, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1))[0],
-        "seats": int(avg * rng.uniform(1.1, 2)) + 1, "nps_last": nps,
+        "seats": int(avg * rng.uniform(1.1, 2)) + 1,
+        "nps_last": nps,
         "days_since_nps": rng.randint(0, 400) if nps is not None else None,
         "happiness_last": rng.choices((1, 2, 3, 4), weights=(1, 4, 10, 10))[0] if rng.random() < 0.4 else None,
-        "tickets_30d": rng.randint(0, 12), "tickets_high_30d": rng.choices(range(5), weights=(70, 15, 8, 5, 2))[0],
+        "tickets_30d": rng.randint(0, 12),
+        "tickets_high_30d": rng.choices(range(5), weights=(70, 15, 8, 5, 2))[0],
         "ticket_sentiment_30d": round(rng.uniform(-1, 1), 3) if rng.random() < 0.6 else None,
         "features_used_30d": rng.choices(range(7), weights=(3, 10, 20, 20, 20, 15, 12))[0],
     }
@@ -234,11 +280,21 @@ def make_events(count: int, rng: random.Random) -> list[dict]:
         account = f"acct-{rng.randrange(ACCOUNTS):04d}"
         payload = {"id": f"bench-{number}", "account_id": account, "type": kind, "properties": properties}
         if kind == "account.health_changed":
-            payload = {"type": kind, "account": {"id": account}, "health": {"to": rng.choice(STATUSES),
-                                                                            "from": rng.choice(STATUSES)}}
-        events.append({"source": "crm" if kind == "account.health_changed" else "api",
-                       "external_id": f"bench-{number}", "type": kind, "account_id": account,
-                       "occurred_at": START + timedelta(seconds=number * step), "payload": payload})
+            payload = {
+                "type": kind,
+                "account": {"id": account},
+                "health": {"to": rng.choice(STATUSES), "from": rng.choice(STATUSES)},
+            }
+        events.append(
+            {
+                "source": "crm" if kind == "account.health_changed" else "api",
+                "external_id": f"bench-{number}",
+                "type": kind,
+                "account_id": account,
+                "occurred_at": START + timedelta(seconds=number * step),
+                "payload": payload,
+            }
+        )
     return events
 
 
@@ -254,8 +310,9 @@ def build_facts(events: list[dict], accounts: list[dict], rng: random.Random) ->
         health = None
         if row["type"] == "account.health_changed":
             health = {"to": row["payload"]["health"]["to"], "from": rng.choice(STATUSES), "crm_from": None}
-        facts.append(event_facts(event=event, account=by_id[row["account_id"]], metrics=random_metrics(rng),
-                                 health=health))
+        facts.append(
+            event_facts(event=event, account=by_id[row["account_id"]], metrics=random_metrics(rng), health=health)
+        )
     return facts
 
 
@@ -315,10 +372,17 @@ def run_matcher(matcher, facts: list[dict], count: int) -> tuple[float, int]:
 
 
 def make_app(folder: Path, rules_dir: Path):
-    os.environ.update({"TRIAGE_INSTANCE": str(folder / "instance"), "DATABASE_URL": f"sqlite:///{folder / 'bench.db'}",
-                       "RULES_DIR": str(rules_dir), "RULES_RELOAD_SECONDS": "0", "LOG_LEVEL": "WARNING",
-                       # never the embedded Redis: nothing here enqueues
-                       "REDIS_URL": os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/14")})
+    os.environ.update(
+        {
+            "TRIAGE_INSTANCE": str(folder / "instance"),
+            "DATABASE_URL": f"sqlite:///{folder / 'bench.db'}",
+            "RULES_DIR": str(rules_dir),
+            "RULES_RELOAD_SECONDS": "0",
+            "LOG_LEVEL": "WARNING",
+            # never the embedded Redis: nothing here enqueues
+            "REDIS_URL": os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/14"),
+        }
+    )
     from app import create_app
 
     return create_app()
@@ -339,24 +403,49 @@ def fill_database(app, accounts: list[dict], events: list[dict], rng: random.Ran
         usage = []
         for account in accounts:  # 60 days before the period and the period: metrics have data
             for day in range(-60, PERIOD_DAYS + 1, 2):
-                usage.append({"account_id": account["id"], "day": (START + timedelta(days=day)).date(),
-                              "active_users": rng.randint(0, 80), "logins": rng.randint(0, 200),
-                              "features": {name: 1 for name in rng.sample(FEATURES, 2)}, "seats": 100,
-                              "new_users": rng.randint(0, 2),
-                              "nps_score": rng.randint(0, 10) if day % 30 == 0 else None,
-                              "tickets": rng.randint(0, 1), "tickets_high": 0, "sentiment_sum": 0.0,
-                              "sentiment_count": 0})
+                usage.append(
+                    {
+                        "account_id": account["id"],
+                        "day": (START + timedelta(days=day)).date(),
+                        "active_users": rng.randint(0, 80),
+                        "logins": rng.randint(0, 200),
+                        "features": dict.fromkeys(rng.sample(FEATURES, 2), 1),
+                        "seats": 100,
+                        "new_users": rng.randint(0, 2),
+                        "nps_score": rng.randint(0, 10) if day % 30 == 0 else None,
+                        "tickets": rng.randint(0, 1),
+                        "tickets_high": 0,
+                        "sentiment_sum": 0.0,
+                        "sentiment_count": 0,
+                    }
+                )
         db.session.execute(insert(DailyUsage), usage)
         for chunk in range(0, len(events), 20000):
-            db.session.execute(insert(Event), events[chunk:chunk + 20000])
-        health = [(event_id, account_id, payload, at) for event_id, account_id, payload, at in db.session.execute(
-            select(Event.id, Event.account_id, Event.payload, Event.occurred_at)
-            .where(Event.type == "account.health_changed"))]
+            db.session.execute(insert(Event), events[chunk : chunk + 20000])
+        health = [
+            (event_id, account_id, payload, at)
+            for event_id, account_id, payload, at in db.session.execute(
+                select(Event.id, Event.account_id, Event.payload, Event.occurred_at).where(
+                    Event.type == "account.health_changed"
+                )
+            )
+        ]
         if health:
-            db.session.execute(insert(HealthChange), [
-                {"account_id": account_id, "status": payload["health"]["to"], "previous": payload["health"]["from"],
-                 "crm_from": payload["health"]["from"], "at": at, "source": "crm", "event_id": event_id}
-                for event_id, account_id, payload, at in health])
+            db.session.execute(
+                insert(HealthChange),
+                [
+                    {
+                        "account_id": account_id,
+                        "status": payload["health"]["to"],
+                        "previous": payload["health"]["from"],
+                        "crm_from": payload["health"]["from"],
+                        "at": at,
+                        "source": "crm",
+                        "event_id": event_id,
+                    }
+                    for event_id, account_id, payload, at in health
+                ],
+            )
         db.session.commit()
     return time.perf_counter() - started
 
@@ -367,8 +456,12 @@ def fill_database(app, accounts: list[dict], events: list[dict], rng: random.Ran
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000, help="stored events the backtest replays")
-    parser.add_argument("--metrics-events", type=int, default=10_000,
-                        help="events of the backtest run with metrics (one rollup query each)")
+    parser.add_argument(
+        "--metrics-events",
+        type=int,
+        default=10_000,
+        help="events of the backtest run with metrics (one rollup query each)",
+    )
     parser.add_argument("--match-events", type=int, default=50_000, help="events per round of the rate comparison")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--distinct-facts", type=int, default=5_000, help="distinct fact sets, cycled")
@@ -419,15 +512,20 @@ def main() -> None:
             bare_rates.append(args.match_events / bare.run(flat, args.match_events))
             elapsed, matched = run_matcher(matcher, facts, args.match_events)
             triage_rates.append(args.match_events / elapsed)
-            print(f"round {round_number + 1}: bare {bare_rates[-1]:,.0f} events/s ({bare.fired} engine firings), "
-                  f"Triage Matcher {triage_rates[-1]:,.0f} events/s ({matched} rules matched)", flush=True)
+            print(
+                f"round {round_number + 1}: bare {bare_rates[-1]:,.0f} events/s ({bare.fired} engine firings), "
+                f"Triage Matcher {triage_rates[-1]:,.0f} events/s ({matched} rules matched)",
+                flush=True,
+            )
         bare_rate, triage_rate = statistics.median(bare_rates), statistics.median(triage_rates)
         # What the pipeline does per event on top: event_facts (no metrics query) then match.
         from app.matching.facts import event_facts
         from app.models import Account, Event
 
-        rows = [(Event(**row), Account(**accounts[int(row["account_id"][5:])]), random_metrics(rng))
-                for row in sample_events[:2000]]
+        rows = [
+            (Event(**row), Account(**accounts[int(row["account_id"][5:])]), random_metrics(rng))
+            for row in sample_events[:2000]
+        ]
         started = time.perf_counter()
         for event, account, metrics in rows:
             matcher.match(event_facts(event=event, account=account, metrics=metrics))
@@ -451,9 +549,11 @@ def main() -> None:
             metrics_report = replay(candidate, live.matcher, since, metrics_until, with_metrics=True)
             metrics_seconds = time.perf_counter() - started
         bare_seconds = bare.run(flat, args.events)
-        print(f"backtest {args.events:,} events: {backtest_seconds:.1f} s ({fires:,} launches); bare engine "
-              f"{bare_seconds:.1f} s; with metrics {metrics_report.events:,} events in {metrics_seconds:.1f} s",
-              flush=True)
+        print(
+            f"backtest {args.events:,} events: {backtest_seconds:.1f} s ({fires:,} launches); bare engine "
+            f"{bare_seconds:.1f} s; with metrics {metrics_report.events:,} events in {metrics_seconds:.1f} s",
+            flush=True,
+        )
 
         # 3. memory: a long matching loop, then reloads
         gc.collect()
@@ -477,9 +577,12 @@ def main() -> None:
                     reload_rss.append(rss_mb())
                     threads.append(threading.active_count())
         reload_seconds = time.perf_counter() - started
-        print(f"memory: {loop_before:.0f} -> {loop_after:.0f} MB over {args.memory_events:,} matches; "
-              f"{reload_rss[0]:.0f} -> {reload_rss[-1]:.0f} MB from reload 100 to {args.reloads} "
-              f"({reload_seconds:.0f} s)", flush=True)
+        print(
+            f"memory: {loop_before:.0f} -> {loop_after:.0f} MB over {args.memory_events:,} matches; "
+            f"{reload_rss[0]:.0f} -> {reload_rss[-1]:.0f} MB from reload 100 to {args.reloads} "
+            f"({reload_seconds:.0f} s)",
+            flush=True,
+        )
         with app.app_context():
             from app.extensions import db
 
@@ -488,11 +591,14 @@ def main() -> None:
 
     ratio = triage_rate / bare_rate
     backtest_ratio = backtest_seconds / bare_seconds
-    metrics_ratio = (metrics_seconds / metrics_report.events) / (bare_seconds / args.events) \
-        if metrics_report.events else float("nan")
+    metrics_ratio = (
+        (metrics_seconds / metrics_report.events) / (bare_seconds / args.events)
+        if metrics_report.events
+        else float("nan")
+    )
     lines = [
         f"## rules engine: rule stage and backtest against bare durable-rules, "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"machine: {about}",
         f"command: `{command}`",
         f"{RULES} generated rules ({python_rules} with a `matches`/`contains` check done in Python); facts from "

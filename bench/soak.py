@@ -28,16 +28,13 @@ events (an extrapolation where fewer were processed). Verdict: flat when that gr
 most 10 MB. Real services: a throwaway database on the given PostgreSQL server (dropped at
 the end) and a redis-server of its own. Results are appended to bench/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import sys as _sys
 from pathlib import Path as _Path
 
 _sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
-from bench.common import (PG_SERVER, ROOT, append_results, create_database, drop_database, free_port,  # noqa: E402
-                          machine, psycopg_conninfo, slope_per, start_redis, stop, tree_rss_mb, wait_http)
-from bench.common import post_all as common_post_all  # noqa: E402
-
 import argparse
 import gc
 import json
@@ -49,18 +46,36 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from bench.common import (
+    PG_SERVER,
+    ROOT,
+    append_results,
+    create_database,
+    drop_database,
+    free_port,  # noqa: E402
+    machine,
+    psycopg_conninfo,
+    slope_per,
+    start_redis,
+    stop,
+    tree_rss_mb,
+    wait_http,
+)
+from bench.common import post_all as common_post_all  # noqa: E402
 
 TOKEN = "bench-token"
 BATCH = 1000
 THREADS = 4
 ACCOUNTS = 5000
 FLAT_MB = 10  # growth over 1M events still called flat
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 # ---- the stream -----------------------------------------------------------------------------
+
 
 def event(number: int, run: str) -> dict:
     """Event `number` of the stream: account number % 5,000, one day further every 5,000 events."""
@@ -71,18 +86,33 @@ def event(number: int, run: str) -> dict:
     elif kind == 5:
         typ, properties = "users.added", {"count": 1 + number % 3}
     elif kind == 10:
-        typ, properties = "support.ticket", {"severity": ("low", "normal", "high")[number % 3],
-                                             "subject": f"Export fails ({number % 7})"}
+        typ, properties = (
+            "support.ticket",
+            {"severity": ("low", "normal", "high")[number % 3], "subject": f"Export fails ({number % 7})"},
+        )
     else:
-        typ, properties = "usage.daily", {"active_users": 20 + number % 40, "logins": 50 + number % 90,
-                                          "features": {"reporting": number % 4, "export": number % 3}}
-    return {"id": f"{run}-{number}", "account_id": f"acct-{number % ACCOUNTS:05d}", "type": typ,
-            "occurred_at": day.strftime("%Y-%m-%dT%H:%M:%SZ"), "properties": properties}
+        typ, properties = (
+            "usage.daily",
+            {
+                "active_users": 20 + number % 40,
+                "logins": 50 + number % 90,
+                "features": {"reporting": number % 4, "export": number % 3},
+            },
+        )
+    return {
+        "id": f"{run}-{number}",
+        "account_id": f"acct-{number % ACCOUNTS:05d}",
+        "type": typ,
+        "occurred_at": day.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "properties": properties,
+    }
 
 
 def bodies(first: int, count: int, run: str) -> list[bytes]:
-    return [json.dumps([event(n, run) for n in range(start, min(start + BATCH, first + count))]).encode()
-            for start in range(first, first + count, BATCH)]
+    return [
+        json.dumps([event(n, run) for n in range(start, min(start + BATCH, first + count))]).encode()
+        for start in range(first, first + count, BATCH)
+    ]
 
 
 def post_all(port: int, path: str, payloads: list[bytes], headers: dict) -> float:
@@ -97,6 +127,7 @@ def web_rss(master_pid: int) -> float:
 
 # ---- fits and verdicts --------------------------------------------------------------------------
 
+
 def fit(samples: list[tuple[float, float]]) -> dict:
     """samples: (events so far, RSS MB). Slope fitted after the first 10% of the events."""
     if not samples:
@@ -104,18 +135,27 @@ def fit(samples: list[tuple[float, float]]) -> dict:
     last = samples[-1][0]
     kept = [(x, y) for x, y in samples if x >= 0.1 * last] or samples
     slope = slope_per([x for x, _ in kept], [y for _, y in kept], 100_000)
-    return {"n": len(kept), "from": kept[0][1], "to": kept[-1][1], "slope": slope, "events": last,
-            "first": samples[0][1]}
+    return {
+        "n": len(kept),
+        "from": kept[0][1],
+        "to": kept[-1][1],
+        "slope": slope,
+        "events": last,
+        "first": samples[0][1],
+    }
 
 
 def fit_row(label: str, result: dict, unit: str = "events", extra: str = "") -> str:
     projected = result["slope"] * 10
     verdict = "n/a" if projected != projected else ("flat" if projected <= FLAT_MB else "GROWS")
-    return (f"| {label} | {result['events']:,.0f} {unit}{extra} | {result['first']:.0f} MB | {result['from']:.0f} -> "
-            f"{result['to']:.0f} MB | {result['slope']:+.2f} MB | {projected:+.1f} MB | {verdict} |")
+    return (
+        f"| {label} | {result['events']:,.0f} {unit}{extra} | {result['first']:.0f} MB | {result['from']:.0f} -> "
+        f"{result['to']:.0f} MB | {result['slope']:+.2f} MB | {projected:+.1f} MB | {verdict} |"
+    )
 
 
 # ---- part 1: the events API ---------------------------------------------------------------------
+
 
 def soak_api(args, triage_port: int, bare_port: int, triage_pid: int, bare_pid: int, run: str) -> dict:
     headers = {"Content-Type": "application/json"}
@@ -127,17 +167,23 @@ def soak_api(args, triage_port: int, bare_port: int, triage_pid: int, bare_pid: 
     while sent < args.events:
         count = min(chunk, args.events - sent)
         seconds["bare"] += post_all(bare_port, "/bare/events", bodies(sent, count, run + "b"), headers)
-        seconds["triage"] += post_all(triage_port, "/api/v1/events", bodies(sent, count, run),
-                                      {**headers, "Authorization": f"Bearer {TOKEN}"})
+        seconds["triage"] += post_all(
+            triage_port, "/api/v1/events", bodies(sent, count, run), {**headers, "Authorization": f"Bearer {TOKEN}"}
+        )
         sent += count
         triage.append((sent, web_rss(triage_pid)))
         bare.append((sent, web_rss(bare_pid)))
         print(f"api: {sent:,} events; web RSS Triage {triage[-1][1]:.0f} MB, bare {bare[-1][1]:.0f} MB", flush=True)
-    return {"triage": fit(triage), "bare": fit(bare), "rate_triage": sent / seconds["triage"],
-            "rate_bare": sent / seconds["bare"]}
+    return {
+        "triage": fit(triage),
+        "bare": fit(bare),
+        "rate_triage": sent / seconds["triage"],
+        "rate_bare": sent / seconds["bare"],
+    }
 
 
 # ---- part 2: the worker -------------------------------------------------------------------------
+
 
 def soak_worker(args, env: dict, conninfo: dict, logs: Path) -> dict:
     """The simple worker on the queued events for --minutes: RSS against events processed."""
@@ -148,16 +194,22 @@ def soak_worker(args, env: dict, conninfo: dict, logs: Path) -> dict:
         if first is None:
             raise RuntimeError("no queued events for the worker")
         out = open(logs / "worker.log", "ab")
-        worker = subprocess.Popen([sys.executable, "-m", "workers.worker", "--simple"], cwd=ROOT, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "workers.worker", "--simple"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         samples, tree = [], []
         began = time.time()
         try:
             deadline = time.time() + args.minutes * 60
             while time.time() < deadline and worker.poll() is None:
                 time.sleep(2)
-                lowest = connection.execute("SELECT min(id) FROM events WHERE processed_at IS NULL AND id >= %s",
-                                            (first,)).fetchone()[0]
+                lowest = connection.execute(
+                    "SELECT min(id) FROM events WHERE processed_at IS NULL AND id >= %s", (first,)
+                ).fetchone()[0]
                 done = lowest is None
                 if done:
                     lowest = connection.execute("SELECT max(id) + 1 FROM events").fetchone()[0]
@@ -190,8 +242,13 @@ def soak_bare_worker(args, env: dict, conninfo: dict, redis_url: str, logs: Path
 
     queue = Queue("bare", connection=redis.Redis.from_url(redis_url))
     out = open(logs / "bare-worker.log", "ab")
-    worker = subprocess.Popen([sys.executable, "-c", "from bench.bare_app import run_bare_worker; "
-                               "run_bare_worker('simple')"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "from bench.bare_app import run_bare_worker; run_bare_worker('simple')"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
     samples = []
     number = 0
     try:
@@ -200,8 +257,12 @@ def soak_bare_worker(args, env: dict, conninfo: dict, redis_url: str, logs: Path
             deadline = time.time() + args.baseline_minutes * 60
             while time.time() < deadline and worker.poll() is None:
                 if queue.count < 2000:
-                    queue.enqueue_many([queue.prepare_data(bare_task, args=(f"soak-{number + i}",), result_ttl=60)
-                                        for i in range(2000)])
+                    queue.enqueue_many(
+                        [
+                            queue.prepare_data(bare_task, args=(f"soak-{number + i}",), result_ttl=60)
+                            for i in range(2000)
+                        ]
+                    )
                     number += 2000
                 time.sleep(2)
                 done = connection.execute("SELECT count(*) FROM bare_tasks").fetchone()[0] - base
@@ -213,11 +274,16 @@ def soak_bare_worker(args, env: dict, conninfo: dict, redis_url: str, logs: Path
 
 def feed_worker(args, port: int, run: str) -> None:
     """Without the api part: queue --events events for the worker part (not sampled)."""
-    post_all(port, "/api/v1/events", bodies(0, args.events, run),
-             {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+    post_all(
+        port,
+        "/api/v1/events",
+        bodies(0, args.events, run),
+        {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+    )
 
 
 # ---- part 3: the rule stage (in a process of its own) -------------------------------------------
+
 
 def rules_child(events: int, samples: int) -> None:
     """event_facts + Matcher.match over `events` facts, then the bare engine over as many; RSS
@@ -230,8 +296,9 @@ def rules_child(events: int, samples: int) -> None:
         folder = Path(tmp)
         from app.playbooks.loader import load_playbooks
 
-        rb.write_rules(folder / "rules", rb.generate_rules(rb.RULES, sorted(load_playbooks(str(ROOT / "playbooks"))),
-                                                           rng))
+        rb.write_rules(
+            folder / "rules", rb.generate_rules(rb.RULES, sorted(load_playbooks(str(ROOT / "playbooks"))), rng)
+        )
         app = rb.make_app(folder, folder / "rules")
         from app import catalog
         from app.matching import compiler
@@ -243,9 +310,17 @@ def rules_child(events: int, samples: int) -> None:
             ruleset = catalog.current().ruleset
         accounts = rb.make_accounts(rng)
         rows = rb.make_events(5000, rng)
-        inputs = [(Event(**row), Account(**accounts[int(row["account_id"][5:])]), rb.random_metrics(rng),
-                   {"to": row["payload"]["health"]["to"], "from": "green", "crm_from": None}
-                   if row["type"] == "account.health_changed" else None) for row in rows]
+        inputs = [
+            (
+                Event(**row),
+                Account(**accounts[int(row["account_id"][5:])]),
+                rb.random_metrics(rng),
+                {"to": row["payload"]["health"]["to"], "from": "green", "crm_from": None}
+                if row["type"] == "account.health_changed"
+                else None,
+            )
+            for row in rows
+        ]
         flat = [compiler.flatten(f) for f in rb.build_facts(rows, accounts, rng)]
         for fact in flat:
             fact["sid"] = "bare"
@@ -277,6 +352,7 @@ def rules_child(events: int, samples: int) -> None:
 
 # ---- main ---------------------------------------------------------------------------------------
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="events through the API and the rule stage")
@@ -306,21 +382,53 @@ def main() -> None:
         if parts & {"api", "worker"}:
             name, database = create_database(args.database_url)
             redis_process, redis_url = start_redis(tmp)
-            env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": redis_url, "API_TOKENS": TOKEN,
-                   "TRIAGE_INSTANCE": str(tmp / "instance"), "RATE_LIMIT_API": "1000000/60", "PYTHONPATH": str(ROOT)}
+            env = {
+                **os.environ,
+                "DATABASE_URL": database,
+                "REDIS_URL": redis_url,
+                "API_TOKENS": TOKEN,
+                "TRIAGE_INSTANCE": str(tmp / "instance"),
+                "RATE_LIMIT_API": "1000000/60",
+                "PYTHONPATH": str(ROOT),
+            }
             env.pop("WEB_CONCURRENCY", None)
-            subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "heads"], cwd=ROOT,
-                           env=env, check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "heads"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             subprocess.run([sys.executable, "-c", "import bench.bare_app"], cwd=ROOT, env=env, check=True)
             triage_port, bare_port = free_port(), free_port()
             common = ["--workers", str(args.web_workers), "--access-logfile", "-"]
             log = open(tmp / "web.log", "ab")
-            processes.append(subprocess.Popen([sys.executable, "-m", "gunicorn", *common, "--bind",
-                                               f"127.0.0.1:{triage_port}", "wsgi:app"], cwd=ROOT, env=env,
-                                              stdout=log, stderr=subprocess.STDOUT))
-            processes.append(subprocess.Popen([sys.executable, "-m", "gunicorn", *common, "--bind",
-                                               f"127.0.0.1:{bare_port}", "bench.bare_app:app"], cwd=ROOT, env=env,
-                                              stdout=log, stderr=subprocess.STDOUT))
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "gunicorn", *common, "--bind", f"127.0.0.1:{triage_port}", "wsgi:app"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "gunicorn",
+                        *common,
+                        "--bind",
+                        f"127.0.0.1:{bare_port}",
+                        "bench.bare_app:app",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
             wait_http(triage_port, "/healthz")
             wait_http(bare_port, "/")
             run = f"soak{int(started) % 100000}"
@@ -342,16 +450,23 @@ def main() -> None:
             drop_database(args.database_url, name)
         shutil.rmtree(tmp, ignore_errors=True)
     if "rules" in parts:
-        done = subprocess.run([sys.executable, __file__, "--rules-child", str(args.events), "--samples",
-                               str(args.samples)], cwd=ROOT, capture_output=True, text=True,
-                              env={**os.environ, "LOG_LEVEL": "WARNING",
-                                   "BENCH_REDIS": os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/14")})
+        done = subprocess.run(
+            [sys.executable, __file__, "--rules-child", str(args.events), "--samples", str(args.samples)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={
+                **os.environ,
+                "LOG_LEVEL": "WARNING",
+                "BENCH_REDIS": os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/14"),
+            },
+        )
         if done.returncode != 0:
             raise RuntimeError(f"rule stage failed: {done.stderr[-3000:]}")
         results["rules"] = json.loads(done.stdout.strip().splitlines()[-1])
 
     lines = [
-        f"## soak: memory over {args.events:,} events, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"## soak: memory over {args.events:,} events, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"machine: {about}",
         f"command: `{command}`",
         f"took {(time.time() - started) / 60:.0f} min. Slope: least squares of RSS over events after the first 10% "
@@ -363,23 +478,53 @@ def main() -> None:
     ]
     if "api" in results:
         api = results["api"]
-        lines.append(fit_row(f"Triage `POST /api/v1/events`, {args.web_workers} gunicorn workers' RSS summed",
-                             api["triage"], extra=f" at {api['rate_triage']:,.0f}/s"))
-        lines.append(fit_row("baseline: bare `POST /bare/events` (insert only), same settings", api["bare"],
-                             extra=f" at {api['rate_bare']:,.0f}/s"))
+        lines.append(
+            fit_row(
+                f"Triage `POST /api/v1/events`, {args.web_workers} gunicorn workers' RSS summed",
+                api["triage"],
+                extra=f" at {api['rate_triage']:,.0f}/s",
+            )
+        )
+        lines.append(
+            fit_row(
+                "baseline: bare `POST /bare/events` (insert only), same settings",
+                api["bare"],
+                extra=f" at {api['rate_bare']:,.0f}/s",
+            )
+        )
     if "worker" in results:
         worker = results["worker"]
-        lines.append(fit_row(f"Triage worker `--simple`, {worker['minutes']:.0f} min (whole tree at the end "
-                             f"{worker['tree_to']:.0f} MB)", worker,
-                             extra=f" processed ({worker['events'] / (worker['minutes'] * 60):.0f}/s)"))
-        lines.append(fit_row(f"baseline: bare RQ SimpleWorker, one INSERT per job, {args.baseline_minutes:g} min",
-                             results["bare_worker"], unit="jobs"))
+        lines.append(
+            fit_row(
+                f"Triage worker `--simple`, {worker['minutes']:.0f} min (whole tree at the end "
+                f"{worker['tree_to']:.0f} MB)",
+                worker,
+                extra=f" processed ({worker['events'] / (worker['minutes'] * 60):.0f}/s)",
+            )
+        )
+        lines.append(
+            fit_row(
+                f"baseline: bare RQ SimpleWorker, one INSERT per job, {args.baseline_minutes:g} min",
+                results["bare_worker"],
+                unit="jobs",
+            )
+        )
     if "rules" in results:
         rules = results["rules"]
-        lines.append(fit_row("rule stage: `event_facts` + `Matcher.match`, 100 rules", rules["triage"]["fit"],
-                             extra=f" in {rules['triage']['seconds']:.0f} s"))
-        lines.append(fit_row("baseline: bare durable-rules, assert + retract", rules["bare"]["fit"],
-                             extra=f" in {rules['bare']['seconds']:.0f} s"))
+        lines.append(
+            fit_row(
+                "rule stage: `event_facts` + `Matcher.match`, 100 rules",
+                rules["triage"]["fit"],
+                extra=f" in {rules['triage']['seconds']:.0f} s",
+            )
+        )
+        lines.append(
+            fit_row(
+                "baseline: bare durable-rules, assert + retract",
+                rules["bare"]["fit"],
+                extra=f" in {rules['bare']['seconds']:.0f} s",
+            )
+        )
     lines.append("")
     print("\n".join(lines))
     if not args.no_append:

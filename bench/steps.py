@@ -24,14 +24,13 @@ bench/RESULTS.md with the machine's description and the exact command.
 
 Replaces tests/test_workers_bench.py (the same measurement as a pytest test).
 """
+
 from __future__ import annotations
 
 import sys as _sys
 from pathlib import Path as _Path
 
 _sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
-from bench.common import append_results, machine  # noqa: E402
-
 import argparse
 import os
 import shlex
@@ -41,8 +40,10 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+
+from bench.common import append_results, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -78,7 +79,7 @@ def drain_rate(connection, job_ids: list[str]) -> float:
     from rq.job import Job, JobStatus
 
     jobs = Job.fetch_many(job_ids, connection=connection)
-    missing = [job_id for job_id, job in zip(job_ids, jobs) if job is None or job.get_status() != JobStatus.FINISHED]
+    missing = [job_id for job_id, job in zip(job_ids, jobs, strict=False) if job is None or job.get_status() != JobStatus.FINISHED]
     if missing:
         raise RuntimeError(f"{len(missing)} jobs did not finish, e.g. {missing[:3]}")
     started = min(job.started_at for job in jobs)
@@ -88,8 +89,15 @@ def drain_rate(connection, job_ids: list[str]) -> float:
 
 def run_workers(kind: str, env: dict, connection) -> None:
     if kind == "fork":
-        subprocess.run([sys.executable, "-m", "workers.worker", "--burst"], cwd=ROOT, env=env, check=True,
-                       timeout=600, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run(
+            [sys.executable, "-m", "workers.worker", "--burst"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=600,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
     else:
         from rq import SimpleWorker
 
@@ -127,9 +135,17 @@ def main() -> None:
     playbooks = tmp / "playbooks"
     shutil.copytree(ROOT / "playbooks", playbooks)
     (playbooks / "bench-step.yml").write_text(PLAYBOOK)
-    env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": REDIS, "TRIAGE_INSTANCE": str(tmp / "instance"),
-           "PLAYBOOKS_DIR": str(playbooks), "RULES_RELOAD_SECONDS": "0", "LOG_LEVEL": "WARNING",
-           "STEP_RETRY_INTERVALS": "0,0,0", "TRIAGE_DEMO": "0"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "REDIS_URL": REDIS,
+        "TRIAGE_INSTANCE": str(tmp / "instance"),
+        "PLAYBOOKS_DIR": str(playbooks),
+        "RULES_RELOAD_SECONDS": "0",
+        "LOG_LEVEL": "WARNING",
+        "STEP_RETRY_INTERVALS": "0,0,0",
+        "TRIAGE_DEMO": "0",
+    }
     os.environ.update(env)
     connection = redis.Redis.from_url(REDIS)
     connection.flushdb()
@@ -140,17 +156,19 @@ def main() -> None:
 
         from app import catalog, create_app
         from app.extensions import db
+        from app.jobs import STEPS, queue
         from app.models import Account, RunStep
         from app.playbooks.runner import launch
-        from bench.steps import bare_write as bare_job, noop as noop_job  # by module name, for the forked worker
-        from app.jobs import STEPS, queue
+        from bench.steps import bare_write as bare_job  # by module name, for the forked worker
+        from bench.steps import noop as noop_job
 
         app = create_app()
         with app.app_context():
             upgrade(directory=str(ROOT / "migrations"), revision="heads")
             db.session.execute(text("CREATE TABLE bench_writes (n integer)"))
-            db.session.add(Account(id=ACCOUNT, name="Bench GmbH", csm="ana@vendor.example",
-                                   manager="mo@vendor.example"))
+            db.session.add(
+                Account(id=ACCOUNT, name="Bench GmbH", csm="ana@vendor.example", manager="mo@vendor.example")
+            )
             db.session.commit()
             playbook = catalog.current().playbooks["bench-step"]
             account = db.session.get(Account, ACCOUNT)
@@ -171,19 +189,29 @@ def main() -> None:
                     # bare: the same number of RQ jobs, one INSERT each
                     q = queue(STEPS)
                     ids = [f"bare-{round_number}-{kind}-{i}" for i in range(args.steps)]
-                    q.enqueue_many([q.prepare_data(bare_job, args=(i,), job_id=job_id, result_ttl=3600)
-                                    for i, job_id in enumerate(ids)])
+                    q.enqueue_many(
+                        [
+                            q.prepare_data(bare_job, args=(i,), job_id=job_id, result_ttl=3600)
+                            for i, job_id in enumerate(ids)
+                        ]
+                    )
                     run_workers(kind, env, connection)
                     rates[kind]["bare"].append(drain_rate(connection, ids))
                     # the floor: as many jobs that do nothing
                     ids = [f"noop-{round_number}-{kind}-{i}" for i in range(args.steps)]
-                    q.enqueue_many([q.prepare_data(noop_job, args=(i,), job_id=job_id, result_ttl=3600)
-                                    for i, job_id in enumerate(ids)])
+                    q.enqueue_many(
+                        [
+                            q.prepare_data(noop_job, args=(i,), job_id=job_id, result_ttl=3600)
+                            for i, job_id in enumerate(ids)
+                        ]
+                    )
                     run_workers(kind, env, connection)
                     rates[kind]["noop"].append(drain_rate(connection, ids))
-                    print(f"round {round_number + 1}, {kind} worker: steps {rates[kind]['steps'][-1]:.0f}/s, "
-                          f"bare jobs {rates[kind]['bare'][-1]:.0f}/s, no-op jobs {rates[kind]['noop'][-1]:.0f}/s",
-                          flush=True)
+                    print(
+                        f"round {round_number + 1}, {kind} worker: steps {rates[kind]['steps'][-1]:.0f}/s, "
+                        f"bare jobs {rates[kind]['bare'][-1]:.0f}/s, no-op jobs {rates[kind]['noop'][-1]:.0f}/s",
+                        flush=True,
+                    )
             written = db.session.scalar(text("SELECT count(*) FROM bench_writes"))
             if written != args.steps * args.rounds * len(kinds):
                 raise RuntimeError(f"{written} bare writes, expected {args.steps * args.rounds * len(kinds)}")
@@ -199,7 +227,7 @@ def main() -> None:
 
     dialect = "PostgreSQL" if args.database_url else "SQLite"
     lines = [
-        f"## steps: automated playbook steps against bare RQ jobs, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"## steps: automated playbook steps against bare RQ jobs, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"machine: {about}",
         f"command: `{command}`",
         f"{dialect} (throwaway database), Redis {REDIS}; {args.steps} jobs per batch, "

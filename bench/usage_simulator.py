@@ -8,22 +8,33 @@ tickets turn urgent and frustrated. Noise everywhere: weekends, holiday dips tha
 slow growth and slow shrink in healthy accounts, a few healthy accounts with a bad month,
 detractors who stay, and churners who leave with little warning.
 """
+
 from __future__ import annotations
 
 import math
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-START = datetime(2026, 1, 5, tzinfo=timezone.utc)
-HAPPY = ["Thanks, the new dashboard works great", "Quick question about exports, love the product",
-         "How do I add a user? Thanks!", "Small issue with a filter, otherwise all good"]
-NEUTRAL = ["Question about the API limits", "Report looks different since the update",
-           "Need help with the SSO setup", "Invoice address needs a change"]
-ANGRY = ["Export is broken again, this is unacceptable and we are very frustrated",
-         "Third outage this month, our team is angry and considering alternatives",
-         "Terrible support experience, still waiting for a fix after weeks",
-         "The translations are wrong again, this is hurting us badly"]
+START = datetime(2026, 1, 5, tzinfo=UTC)
+HAPPY = [
+    "Thanks, the new dashboard works great",
+    "Quick question about exports, love the product",
+    "How do I add a user? Thanks!",
+    "Small issue with a filter, otherwise all good",
+]
+NEUTRAL = [
+    "Question about the API limits",
+    "Report looks different since the update",
+    "Need help with the SSO setup",
+    "Invoice address needs a change",
+]
+ANGRY = [
+    "Export is broken again, this is unacceptable and we are very frustrated",
+    "Third outage this month, our team is angry and considering alternatives",
+    "Terrible support experience, still waiting for a fix after weeks",
+    "The translations are wrong again, this is hurting us badly",
+]
 
 
 @dataclass
@@ -63,8 +74,17 @@ def generate(accounts: int = 200, days: int = 200, seed: int = 11, churn_share: 
             active = max(0, round(level * rng.uniform(0.85, 1.15)))
             logins = max(0, round(active * rng.uniform(1.6, 2.6)))
             at = START + timedelta(days=day, hours=23)
-            events.append(_event(account_id, "usage.daily", at, f"d{day}", active_users=active, logins=logins,
-                                 features={"reporting": rng.randint(0, active), "export": rng.randint(0, active // 2)}))
+            events.append(
+                _event(
+                    account_id,
+                    "usage.daily",
+                    at,
+                    f"d{day}",
+                    active_users=active,
+                    logins=logins,
+                    features={"reporting": rng.randint(0, active), "export": rng.randint(0, active // 2)},
+                )
+            )
             if day % 90 == 45:  # a quarterly NPS survey
                 declining = churns and not silent and day > churn_day - decline_days
                 answers = rng.random() < (0.3 if declining else 0.7)
@@ -76,16 +96,22 @@ def generate(accounts: int = 200, days: int = 200, seed: int = 11, churn_share: 
                 angry = churns and not silent and day > churn_day - decline_days and rng.random() < 0.6
                 text = rng.choice(ANGRY if angry else (NEUTRAL if rng.random() < 0.5 else HAPPY))
                 severity = rng.choice(["high", "urgent"]) if angry else rng.choice(["low", "normal", "normal", "high"])
-                events.append(_event(account_id, "support.ticket", at, f"t{day}", severity=severity,
-                                     subject=text[:40], body=text))
+                events.append(
+                    _event(account_id, "support.ticket", at, f"t{day}", severity=severity, subject=text[:40], body=text)
+                )
         truths.append(Truth(account_id, churn_day, silent))
     events.sort(key=lambda e: e["occurred_at"])
     return events, truths
 
 
 def _event(account_id: str, kind: str, at: datetime, suffix: str, **properties) -> dict:
-    return {"id": f"{account_id}-{suffix}-{kind}", "account_id": account_id, "type": kind,
-            "occurred_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "properties": properties}
+    return {
+        "id": f"{account_id}-{suffix}-{kind}",
+        "account_id": account_id,
+        "type": kind,
+        "occurred_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "properties": properties,
+    }
 
 
 def day_of(at: datetime) -> int:

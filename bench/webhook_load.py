@@ -36,15 +36,13 @@ timed in process, with a new connection, and in forked children. Results are app
 bench/RESULTS.md with the machine's description. Bounded: rate x seconds webhooks per phase,
 4 phases at most, each drained for at most --drain seconds.
 """
+
 from __future__ import annotations
 
 import sys as _sys
 from pathlib import Path as _Path
 
 _sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
-from bench.common import (PG_SERVER, ROOT, append_results, create_database, drop_database, fmt_ms,  # noqa: E402
-                          free_port, machine, percentile, psycopg_conninfo, start_redis, stop, wait_http)
-
 import argparse
 import base64
 import http.client
@@ -59,15 +57,29 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app.intake.signatures import sign  # the signature the server checks
+from bench.common import (
+    PG_SERVER,
+    ROOT,
+    append_results,
+    create_database,
+    drop_database,
+    fmt_ms,  # noqa: E402
+    free_port,
+    machine,
+    percentile,
+    psycopg_conninfo,
+    start_redis,
+    stop,
+    wait_http,
+)
 
 COLOURS = ("red", "yellow", "green")
 EXPECTED_TASKS = {"red": 2, "yellow": 1, "green": 1}
@@ -75,6 +87,7 @@ LATE = 0.010  # a send that starts later than this after its slot is late
 
 
 # ---- the open-loop generator --------------------------------------------------------------------
+
 
 @dataclass
 class Send:
@@ -102,18 +115,30 @@ class Send:
 
 
 def webhook_body(account: str, colour: str) -> bytes:
-    return json.dumps({
-        "type": "account.health_changed", "occurred_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "account": {"id": account, "name": f"Load {account}", "csm": "ana@vendor.example",
-                    "manager": "mo@vendor.example"},
-        "health": {"to": colour, "reason": "bench/webhook_load.py"}}).encode()
+    return json.dumps(
+        {
+            "type": "account.health_changed",
+            "occurred_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "account": {
+                "id": account,
+                "name": f"Load {account}",
+                "csm": "ana@vendor.example",
+                "manager": "mo@vendor.example",
+            },
+            "health": {"to": colour, "reason": "bench/webhook_load.py"},
+        }
+    ).encode()
 
 
 def post(port: int, path: str, secret: str, send: Send) -> None:
     body = webhook_body(send.account, send.colour)
     msg_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
-    headers = {"Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-               "webhook-signature": sign(secret, msg_id, timestamp, body)}
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+    }
     send.started = time.time()
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -139,14 +164,26 @@ def open_loop(port: int, path: str, secret: str, sends: list[Send], clients: int
 
 def schedule(prefix: str, rate: float, seconds: float, start: float) -> list[Send]:
     count = int(rate * seconds)
-    return [Send(index=i, account=f"{prefix}-{i:05d}", colour=COLOURS[i % 3], slot=start + i / rate)
-            for i in range(count)]
+    return [
+        Send(index=i, account=f"{prefix}-{i:05d}", colour=COLOURS[i % 3], slot=start + i / rate) for i in range(count)
+    ]
 
 
 # ---- the poller (a process of its own) ----------------------------------------------------------
 
-def poll(conninfo: dict, table: str, key: str, prefix: str, redis_url: str, interval: float,
-         stop_event, seen_count, backend_pid, results) -> None:
+
+def poll(
+    conninfo: dict,
+    table: str,
+    key: str,
+    prefix: str,
+    redis_url: str,
+    interval: float,
+    stop_event,
+    seen_count,
+    backend_pid,
+    results,
+) -> None:
     """Every `interval`, read the rows added since the last look; note when each key first appears.
 
     A row is seen at the start of the query whose snapshot first holds it: it was committed
@@ -196,9 +233,21 @@ class Poller:
         context = multiprocessing.get_context("fork")  # started before any client thread exists
         self.stop_event, self.seen_count, self.results = context.Event(), context.Value("i", 0), context.Queue()
         self.backend_pid = context.Value("i", 0)
-        self.process = context.Process(target=poll, args=(conninfo, table, key, prefix, redis_url, interval,
-                                                          self.stop_event, self.seen_count, self.backend_pid,
-                                                          self.results))
+        self.process = context.Process(
+            target=poll,
+            args=(
+                conninfo,
+                table,
+                key,
+                prefix,
+                redis_url,
+                interval,
+                self.stop_event,
+                self.seen_count,
+                self.backend_pid,
+                self.results,
+            ),
+        )
         self.process.start()
         while not self.backend_pid.value and self.process.is_alive():
             time.sleep(0.01)
@@ -211,6 +260,7 @@ class Poller:
 
 
 # ---- one phase: a server, a worker, the load ----------------------------------------------------
+
 
 @dataclass
 class Phase:
@@ -226,20 +276,35 @@ class Phase:
     cpu: dict = field(default_factory=dict)
 
 
-def start_stack(server: str, mode: str, env: dict, port: int, web_workers: int, logs: Path,
-                workers: int = 1) -> list:
+def start_stack(server: str, mode: str, env: dict, port: int, web_workers: int, logs: Path, workers: int = 1) -> list:
     app_ref = "wsgi:app" if server == "triage" else "bench.bare_app:app"
     out = open(logs / f"{server}-{mode}-web.log", "ab")
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", str(web_workers), "--bind",
-                            f"127.0.0.1:{port}", "--access-logfile", "-", app_ref],
-                           cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(web_workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            "-",
+            app_ref,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
     if server == "triage":
         command = [sys.executable, "-m", "workers.worker", *(["--fork"] if mode == "fork" else [])]
     else:
         command = [sys.executable, "-c", f"from bench.bare_app import run_bare_worker; run_bare_worker({mode!r})"]
     out = open(logs / f"{server}-{mode}-worker.log", "ab")
-    return [web] + [subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-                    for _ in range(workers)]
+    return [web] + [
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT) for _ in range(workers)
+    ]
 
 
 def run_phase(phase: Phase, args, env: dict, secret: str, redis_url: str, conninfo: dict, logs: Path) -> Phase:
@@ -274,8 +339,11 @@ def run_phase(phase: Phase, args, env: dict, secret: str, redis_url: str, connin
         for send in phase.sends:
             send.seen = data["seen"].get(send.account)
         phase.periods, phase.queue, phase.counts = data["periods"], data["queue"], data["counts"]
-        print(f"  accepted {accepted}, tasks visible for {len(data['seen'])} "
-              f"({'drained' if drained else f'NOT drained after {args.drain:.0f} s'})", flush=True)
+        print(
+            f"  accepted {accepted}, tasks visible for {len(data['seen'])} "
+            f"({'drained' if drained else f'NOT drained after {args.drain:.0f} s'})",
+            flush=True,
+        )
         phase.jobs = worker_profile(redis_url, phase.load_window[0] - 1)
         if phase.server == "triage":
             phase.stages = stages(phase, conninfo, redis_url)
@@ -311,8 +379,12 @@ def cpu_snapshot(processes: list, conninfo: dict, poller: Poller) -> dict:
     import psycopg
 
     with psycopg.connect(**conninfo, autocommit=True) as connection:
-        pids = [row[0] for row in connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        pids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
     backends = {}
     for pid in pids:
         try:
@@ -322,19 +394,29 @@ def cpu_snapshot(processes: list, conninfo: dict, poller: Poller) -> dict:
             pass
     poller_backend = backends.pop(poller.backend_pid.value, 0.0)
     me = psutil.Process().cpu_times()
-    return {"web": _tree_cpu(processes[0].pid), "worker": _tree_cpu(processes[1].pid), "backends": backends,
-            "poller": _tree_cpu(poller.process.pid) + poller_backend, "client": me.user + me.system,
-            "at": time.time()}
+    return {
+        "web": _tree_cpu(processes[0].pid),
+        "worker": _tree_cpu(processes[1].pid),
+        "backends": backends,
+        "poller": _tree_cpu(poller.process.pid) + poller_backend,
+        "client": me.user + me.system,
+        "at": time.time(),
+    }
 
 
 def cpu_used(before: dict, after: dict) -> dict:
     """CPU seconds each part used between two snapshots. Backends count when alive at both
     (pooled connections); a forked job's own backend lives for one job and is not counted."""
     common = before["backends"].keys() & after["backends"].keys()
-    return {"web": after["web"] - before["web"], "worker": after["worker"] - before["worker"],
-            "postgres": sum(after["backends"][pid] - before["backends"][pid] for pid in common),
-            "backends": len(common), "poller": after["poller"] - before["poller"],
-            "client": after["client"] - before["client"], "seconds": after["at"] - before["at"]}
+    return {
+        "web": after["web"] - before["web"],
+        "worker": after["worker"] - before["worker"],
+        "postgres": sum(after["backends"][pid] - before["backends"][pid] for pid in common),
+        "backends": len(common),
+        "poller": after["poller"] - before["poller"],
+        "client": after["client"] - before["client"],
+        "seconds": after["at"] - before["at"],
+    }
 
 
 def wait_seen(poller: Poller, count: int, timeout: float) -> bool:
@@ -348,10 +430,11 @@ def wait_seen(poller: Poller, count: int, timeout: float) -> bool:
 
 # ---- where the time goes ------------------------------------------------------------------------
 
+
 def _rq_time(value) -> float | None:
     from rq.utils import utcparse
 
-    return utcparse(value.decode()).replace(tzinfo=timezone.utc).timestamp() if value else None
+    return utcparse(value.decode()).replace(tzinfo=UTC).timestamp() if value else None
 
 
 def _jobs(connection, job_ids: list[str]) -> list[tuple]:
@@ -369,16 +452,30 @@ def worker_profile(redis_url: str, since: float) -> dict:
     import redis
 
     connection = redis.Redis.from_url(redis_url)
-    ids = [key.decode()[len("rq:job:"):] for key in connection.scan_iter("rq:job:*", count=1000)
-           if key.decode().count(":") == 2]
-    spans = sorted((started, ended, enqueued) for enqueued, started, ended in _jobs(connection, ids)
-                   if enqueued and started and ended and enqueued >= since)
+    ids = [
+        key.decode()[len("rq:job:") :]
+        for key in connection.scan_iter("rq:job:*", count=1000)
+        if key.decode().count(":") == 2
+    ]
+    spans = sorted(
+        (started, ended, enqueued)
+        for enqueued, started, ended in _jobs(connection, ids)
+        if enqueued and started and ended and enqueued >= since
+    )
     durations = [ended - started for started, ended, _ in spans]
-    gaps = [started - previous_end for (_, previous_end, _), (started, _, enqueued) in zip(spans, spans[1:])
-            if enqueued < previous_end]
+    gaps = [
+        started - previous_end
+        for (_, previous_end, _), (started, _, enqueued) in zip(spans, spans[1:], strict=False)
+        if enqueued < previous_end
+    ]
     capacity = 1 / (statistics.mean(durations) + (statistics.mean(gaps) if gaps else 0)) if durations else float("nan")
-    return {"jobs": len(spans), "duration": durations, "gap": gaps, "capacity": capacity,
-            "ends": [ended for _, ended, _ in spans]}
+    return {
+        "jobs": len(spans),
+        "duration": durations,
+        "gap": gaps,
+        "capacity": capacity,
+        "ends": [ended for _, ended, _ in spans],
+    }
 
 
 def stages(phase: Phase, conninfo: dict, redis_url: str) -> dict:
@@ -392,12 +489,13 @@ def stages(phase: Phase, conninfo: dict, redis_url: str) -> dict:
         rows = connection.execute(
             "SELECT e.id, e.account_id, e.received_at, e.processed_at, min(t.created_at) FROM events e "
             "JOIN tasks t ON t.event_id = e.id WHERE e.account_id = ANY(%s) GROUP BY e.id",
-            (list(by_account),)).fetchall()
-    utc = lambda value: value.replace(tzinfo=timezone.utc).timestamp()  # noqa: E731 (naive UTC in the table)
+            (list(by_account),),
+        ).fetchall()
+    utc = lambda value: value.replace(tzinfo=UTC).timestamp()  # noqa: E731 (naive UTC in the table)
     connection = redis.Redis.from_url(redis_url)
     jobs = _jobs(connection, [f"event-{row[0]}" for row in rows])
     out: dict[str, list[float]] = {name: [] for name in ("received", "queue", "claim", "work", "visible")}
-    for (event_id, account, received, processed, task_created), (enqueued, started, ended) in zip(rows, jobs):
+    for (_event_id, account, received, processed, task_created), (enqueued, started, ended) in zip(rows, jobs, strict=False):
         send = by_account[account]
         if not (enqueued and started and ended) or send.colour == "green":
             continue
@@ -433,8 +531,7 @@ PROFILED = (  # (label, file suffix, function names): cumulative time inside, pe
     ("- of which launching the run and its tasks (launch)", "app/playbooks/runner.py", ("launch",)),
     ("- of which templates (title, instructions)", "app/templating.py", ("render",)),
     ("commit (flush of the run, steps, tasks, firing, audit)", "sqlalchemy/orm/session.py", ("commit",)),
-    ("all SQL round trips (execute, whoever calls)", "sqlalchemy/engine/default.py", ("do_execute",
-                                                                                    "do_executemany")),
+    ("all SQL round trips (execute, whoever calls)", "sqlalchemy/engine/default.py", ("do_execute", "do_executemany")),
 )
 
 
@@ -494,9 +591,16 @@ def profile_child(count: int) -> None:
             for index in range(total):
                 account = f"prof-{run}-{index}"
                 payload = json.loads(webhook_body(account, COLOURS[index % 2]))
-                ids.append(store_event(source="crm", external_id=account, type="account.health_changed",
-                                       account_id=account, occurred_at=datetime.now(timezone.utc),
-                                       payload=payload).id)
+                ids.append(
+                    store_event(
+                        source="crm",
+                        external_id=account,
+                        type="account.health_changed",
+                        account_id=account,
+                        occurred_at=datetime.now(UTC),
+                        payload=payload,
+                    ).id
+                )
             db.session.commit()
             return ids
 
@@ -524,21 +628,21 @@ def profile_child(count: int) -> None:
         empty = [_in_fork(job, None)[0] for _ in range(forks)]
         cold = [_in_fork(job, event_id)[0] for event_id in ids[:forks]]
         cold_compile = _in_fork(compile_share, extra[0])[1]
-        for event_id in ids[forks:forks + 5]:  # the parent processes a few itself
+        for event_id in ids[forks : forks + 5]:  # the parent processes a few itself
             process_one(event_id)
-        warm = [_in_fork(job, event_id)[0] for event_id in ids[forks + 5:2 * forks + 5]]
+        warm = [_in_fork(job, event_id)[0] for event_id in ids[forks + 5 : 2 * forks + 5]]
         warm_compile = _in_fork(compile_share, extra[1])[1]
         fresh = []
-        for event_id in ids[2 * forks + 5:3 * forks + 5]:  # in process, but a new connection each time
+        for event_id in ids[2 * forks + 5 : 3 * forks + 5]:  # in process, but a new connection each time
             db.session.remove()
             db.engine.dispose()
             started = time.perf_counter()
             process_one(event_id)
             fresh.append(time.perf_counter() - started)
-        ids = ids[3 * forks:]
+        ids = ids[3 * forks :]
         statements = [0]
         sa_event.listen(db.engine, "before_cursor_execute", lambda *_: statements.__setitem__(0, statements[0] + 1))
-        plain, profiled = ids[5:5 + count // 2], ids[5 + count // 2:]
+        plain, profiled = ids[5 : 5 + count // 2], ids[5 + count // 2 :]
         started = time.perf_counter()
         for event_id in plain:
             process_one(event_id)
@@ -552,21 +656,43 @@ def profile_child(count: int) -> None:
         stats = pstats.Stats(profiler).stats
 
         def cumulative(suffix: str, names: tuple[str, ...]) -> float:
-            return sum(ct for (path, _, function), (_, _, _, ct, _) in stats.items()
-                       if function in names and path.endswith(suffix)) / len(profiled)
+            return sum(
+                ct
+                for (path, _, function), (_, _, _, ct, _) in stats.items()
+                if function in names and path.endswith(suffix)
+            ) / len(profiled)
 
         total = cumulative("workers/events.py", ("process_one",))
         parts = [(label, cumulative(suffix, names)) for label, suffix, names in PROFILED]
-    print(json.dumps({"per_event": per_event, "statements": per_statements, "profiled_total": total,
-                      "parts": parts, "count": count, "fork_empty": statistics.median(empty),
-                      "fork_cold": statistics.median(cold), "fork_warm": statistics.median(warm), "forks": forks,
-                      "fresh_connection": statistics.median(fresh), "cold_compile": cold_compile,
-                      "warm_compile": warm_compile}))
+    print(
+        json.dumps(
+            {
+                "per_event": per_event,
+                "statements": per_statements,
+                "profiled_total": total,
+                "parts": parts,
+                "count": count,
+                "fork_empty": statistics.median(empty),
+                "fork_cold": statistics.median(cold),
+                "fork_warm": statistics.median(warm),
+                "forks": forks,
+                "fresh_connection": statistics.median(fresh),
+                "cold_compile": cold_compile,
+                "warm_compile": warm_compile,
+            }
+        )
+    )
 
 
 def profile_processing(env: dict, count: int) -> dict | None:
-    done = subprocess.run([sys.executable, __file__, "--profile-child", str(count)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, __file__, "--profile-child", str(count)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0:
         print(f"profile child failed: {done.stderr[-2000:]}", file=sys.stderr)
         return None
@@ -574,6 +700,7 @@ def profile_processing(env: dict, count: int) -> dict | None:
 
 
 # ---- the report ---------------------------------------------------------------------------------
+
 
 def queue_profile(phase: Phase, every: float = 5.0) -> str:
     """Length of the worker's queues (events + steps, or bare) every few seconds from the first send."""
@@ -599,19 +726,21 @@ def row(phase: Phase, args) -> str:
     missing = sum(1 for s in ok if s.seen is None)
     queue_max = max((sum(sample[1:]) for sample in phase.queue), default=0)
     name = {"bare": "bare endpoint + bare RQ job", "triage": "Triage"}[phase.server]
-    return (f"| {phase.mode} | {name} | {len(sends)} at {achieved:.1f}/s | {sum(lag > LATE for lag in lags)} "
-            f"(max {fmt_ms(max(lags))}) | {len(sends) - len(ok)} | {fmt_ms(percentile(accept, .5))} | "
-            f"{fmt_ms(percentile(accept, .95))} | {fmt_ms(percentile(accept, .99))} | {fmt_ms(percentile(e2e, .5))} | "
-            f"{fmt_ms(percentile(e2e, .95))} | {fmt_ms(percentile(e2e, .99))} | {missing} | {queue_max} | "
-            f"{fmt_ms(percentile(phase.jobs.get('duration', []), .5))} | "
-            f"{phase.jobs.get('capacity', float('nan')):.0f}/s |")
+    return (
+        f"| {phase.mode} | {name} | {len(sends)} at {achieved:.1f}/s | {sum(lag > LATE for lag in lags)} "
+        f"(max {fmt_ms(max(lags))}) | {len(sends) - len(ok)} | {fmt_ms(percentile(accept, 0.5))} | "
+        f"{fmt_ms(percentile(accept, 0.95))} | {fmt_ms(percentile(accept, 0.99))} | {fmt_ms(percentile(e2e, 0.5))} | "
+        f"{fmt_ms(percentile(e2e, 0.95))} | {fmt_ms(percentile(e2e, 0.99))} | {missing} | {queue_max} | "
+        f"{fmt_ms(percentile(phase.jobs.get('duration', []), 0.5))} | "
+        f"{phase.jobs.get('capacity', float('nan')):.0f}/s |"
+    )
 
 
 def report(phases: list[Phase], args, about: str, command: str, connect: float, profile: dict | None) -> list[str]:
     periods = [p for phase in phases for p in phase.periods]
     lines = [
         f"## webhook load: {args.rate:g} webhooks/s for {args.seconds:g} s, webhook to task, "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"machine: {about}",
         f"command: `{command}`",
         f"PostgreSQL (throwaway database) and a redis-server of its own, loopback; gunicorn {args.web_workers} sync "
@@ -620,7 +749,7 @@ def report(phases: list[Phase], args, about: str, command: str, connect: float, 
         f"each to a new account; RATE_LIMIT_WEBHOOKS raised (all sends come from one address) and the default "
         f"brake of the rules (500 launches an hour) lifted. End to end = "
         f"POST start to the account's first task row visible to a poller process querying every {args.poll_ms:g} ms "
-        f"(measured period p50 {fmt_ms(percentile(periods, .5))}, p99 {fmt_ms(percentile(periods, .99))}: the "
+        f"(measured period p50 {fmt_ms(percentile(periods, 0.5))}, p99 {fmt_ms(percentile(periods, 0.99))}: the "
         f"detection adds up to one period). Unseen after the drain ({args.drain:.0f} s) count as never.",
         "",
         "| worker | server | sent | late > 10 ms | errors | accept p50 | p95 | p99 | webhook to task p50 | p95 | p99 "
@@ -634,30 +763,43 @@ def report(phases: list[Phase], args, about: str, command: str, connect: float, 
         triage = next((p for p in phases if p.mode == mode and p.server == "triage"), None)
         if not (bare and triage):
             continue
+
         def ratio(f, q) -> str:
-            value = percentile([f(s) for s in triage.sends if s.ok], q) / percentile([f(s) for s in bare.sends
-                                                                                   if s.ok], q)
+            value = percentile([f(s) for s in triage.sends if s.ok], q) / percentile(
+                [f(s) for s in bare.sends if s.ok], q
+            )
             return f"{value:.1f}x" if value < float("inf") else "n/a (never visible)"
 
         e2e = [s.end_to_end for s in triage.sends if s.ok]
-        met = percentile(e2e, .5) < 0.1 and percentile(e2e, .99) < 0.5
+        met = percentile(e2e, 0.5) < 0.1 and percentile(e2e, 0.99) < 0.5
         by_colour = ", ".join(
-            f"{c} {fmt_ms(percentile([s.end_to_end for s in triage.sends if s.ok and s.colour == c], .5))}"
-            for c in COLOURS)
-        wrong = sum(1 for s in triage.sends  # among the accounts whose tasks were seen
-                    if s.seen is not None and triage.counts.get(s.account, 0) != EXPECTED_TASKS[s.colour])
-        lines.append(f"- {mode} worker: Triage / bare, accept p50 {ratio(lambda s: s.accept, .5)}, p99 "
-                     f"{ratio(lambda s: s.accept, .99)}; webhook to task p50 {ratio(lambda s: s.end_to_end, .5)}; "
-                     f"target (p50 < 100 ms, p99 < 500 ms at {args.rate:g}/s): {'met' if met else 'NOT met'}; "
-                     f"p50 by colour: {by_colour}; seen accounts without the playbooks' task count: {wrong}")
+            f"{c} {fmt_ms(percentile([s.end_to_end for s in triage.sends if s.ok and s.colour == c], 0.5))}"
+            for c in COLOURS
+        )
+        wrong = sum(
+            1
+            for s in triage.sends  # among the accounts whose tasks were seen
+            if s.seen is not None and triage.counts.get(s.account, 0) != EXPECTED_TASKS[s.colour]
+        )
+        lines.append(
+            f"- {mode} worker: Triage / bare, accept p50 {ratio(lambda s: s.accept, 0.5)}, p99 "
+            f"{ratio(lambda s: s.accept, 0.99)}; webhook to task p50 {ratio(lambda s: s.end_to_end, 0.5)}; "
+            f"target (p50 < 100 ms, p99 < 500 ms at {args.rate:g}/s): {'met' if met else 'NOT met'}; "
+            f"p50 by colour: {by_colour}; seen accounts without the playbooks' task count: {wrong}"
+        )
         lines.append(f"  - queue length (Triage), every 5 s from the first send: {queue_profile(triage)}")
         lines.append(f"  - queue length (bare), every 5 s: {queue_profile(bare)}")
-    lines += ["", "CPU used from the first send to the end of the drain (user + system, from /proc), per webhook "
-              "accepted or per job finished; PostgreSQL counts the pooled backends of the web workers (and of the "
-              "simple worker), not the short-lived backend each forked job opens:", "",
-              "| worker | server | web ms/webhook | worker ms/job | jobs/webhook | PostgreSQL ms/webhook | "
-              "client ms/webhook | poller and its backend, % of a core | server CPU ms/webhook | webhooks/s 2 cores "
-              "could carry |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "CPU used from the first send to the end of the drain (user + system, from /proc), per webhook "
+        "accepted or per job finished; PostgreSQL counts the pooled backends of the web workers (and of the "
+        "simple worker), not the short-lived backend each forked job opens:",
+        "",
+        "| worker | server | web ms/webhook | worker ms/job | jobs/webhook | PostgreSQL ms/webhook | "
+        "client ms/webhook | poller and its backend, % of a core | server CPU ms/webhook | webhooks/s 2 cores "
+        "could carry |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for phase in phases:
         cpu = phase.cpu
         if not cpu:
@@ -667,16 +809,22 @@ def report(phases: list[Phase], args, about: str, command: str, connect: float, 
         jobs = max(1, sum(1 for ended in phase.jobs.get("ends", []) if ended <= end))
         per_webhook = 4 / 3 if phase.server == "triage" else 1  # green's task needs a second (step) job
         server = cpu["web"] / accepted + cpu["worker"] / jobs * per_webhook + cpu["postgres"] / accepted
-        lines.append(f"| {phase.mode} | {phase.server} | {cpu['web'] / accepted * 1000:.1f} | "
-                     f"{cpu['worker'] / jobs * 1000:.1f} | {per_webhook:.2f} | {cpu['postgres'] / accepted * 1000:.1f} "
-                     f"({cpu['backends']} backends) | {cpu['client'] / accepted * 1000:.1f} | "
-                     f"{cpu['poller'] / cpu['seconds']:.0%} | {server * 1000:.0f} | {2 / server:.0f} |")
+        lines.append(
+            f"| {phase.mode} | {phase.server} | {cpu['web'] / accepted * 1000:.1f} | "
+            f"{cpu['worker'] / jobs * 1000:.1f} | {per_webhook:.2f} | {cpu['postgres'] / accepted * 1000:.1f} "
+            f"({cpu['backends']} backends) | {cpu['client'] / accepted * 1000:.1f} | "
+            f"{cpu['poller'] / cpu['seconds']:.0%} | {server * 1000:.0f} | {2 / server:.0f} |"
+        )
     triage_phases = [p for p in phases if p.server == "triage" and p.stages]
     if triage_phases:
-        lines += ["", "Where the time goes, red and yellow webhooks (their tasks are made in the event's own job), "
-                  "p50 / p99 per stage:", "",
-                  "| stage | " + " | ".join(f"{p.mode} worker" for p in triage_phases) + " |",
-                  "| --- | " + " | ".join("---" for _ in triage_phases) + " |"]
+        lines += [
+            "",
+            "Where the time goes, red and yellow webhooks (their tasks are made in the event's own job), "
+            "p50 / p99 per stage:",
+            "",
+            "| stage | " + " | ".join(f"{p.mode} worker" for p in triage_phases) + " |",
+            "| --- | " + " | ".join("---" for _ in triage_phases) + " |",
+        ]
         labels = [
             ("accept", "POST start to 202 (client)"),
             ("received", "POST start to the event row's received_at (web)"),
@@ -689,38 +837,55 @@ def report(phases: list[Phase], args, about: str, command: str, connect: float, 
         for key, label in labels:
             cells = []
             for phase in triage_phases:
-                values = ([s.accept for s in phase.sends if s.ok] if key == "accept"
-                          else phase.jobs["gap"] if key == "gap" else phase.stages[key])
-                cells.append(f"{fmt_ms(percentile(values, .5))} / {fmt_ms(percentile(values, .99))}")
+                values = (
+                    [s.accept for s in phase.sends if s.ok]
+                    if key == "accept"
+                    else phase.jobs["gap"]
+                    if key == "gap"
+                    else phase.stages[key]
+                )
+                cells.append(f"{fmt_ms(percentile(values, 0.5))} / {fmt_ms(percentile(values, 0.99))}")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         bare_gaps = []
         for phase in triage_phases:
             bare = next((p for p in phases if p.mode == phase.mode and p.server == "bare"), None)
             values = bare.jobs.get("gap", []) if bare else []
-            bare_gaps.append(f"{fmt_ms(percentile(values, .5))} / {fmt_ms(percentile(values, .99))}")
+            bare_gaps.append(f"{fmt_ms(percentile(values, 0.5))} / {fmt_ms(percentile(values, 0.99))}")
         lines.append("| the same for the bare RQ worker (baseline) | " + " | ".join(bare_gaps) + " |")
-        lines.append(f"| a new PostgreSQL connection, measured from the bench process | "
-                     + " | ".join(fmt_ms(connect) for _ in triage_phases) + " |")
+        lines.append(
+            "| a new PostgreSQL connection, measured from the bench process | "
+            + " | ".join(fmt_ms(connect) for _ in triage_phases)
+            + " |"
+        )
     if profile:
         total = profile["profiled_total"]
-        lines += ["", f"Processing one red/yellow webhook event (`process_one`, in process, after the load, "
-                  f"{profile['count']} events): {fmt_ms(profile['per_event'])} each unprofiled, "
-                  f"{profile['statements']:.0f} SQL statements; under cProfile (which inflates Python code "
-                  f"more than waiting on the database), shares of the profiled {fmt_ms(total)}:", "",
-                  "| part (cumulative time inside; parts nest and overlap) | share |", "| --- | --- |"]
+        lines += [
+            "",
+            f"Processing one red/yellow webhook event (`process_one`, in process, after the load, "
+            f"{profile['count']} events): {fmt_ms(profile['per_event'])} each unprofiled, "
+            f"{profile['statements']:.0f} SQL statements; under cProfile (which inflates Python code "
+            f"more than waiting on the database), shares of the profiled {fmt_ms(total)}:",
+            "",
+            "| part (cumulative time inside; parts nest and overlap) | share |",
+            "| --- | --- |",
+        ]
         lines += [f"| {label} | {seconds / total:.0%} |" for label, seconds in profile["parts"]]
-        lines += ["", f"The same job in a forked child, as the forking worker runs it (median of {profile['forks']}, "
-                  f"from just before the fork to the job's end, child's pool dropped as workers/context.py does):", "",
-                  "| where | per event |", "| --- | --- |",
-                  f"| fork + new connection + SELECT 1, nothing else | {fmt_ms(profile['fork_empty'])} |",
-                  f"| `process_one` in a child of a parent that never ran a job (the worker's parent) | "
-                  f"{fmt_ms(profile['fork_cold'])} (compiling SQL statements: {profile['cold_compile']:.0%} under "
-                  f"cProfile) |",
-                  f"| `process_one` in a child of a parent that processed 5 events itself first | "
-                  f"{fmt_ms(profile['fork_warm'])} (compiling SQL: {profile['warm_compile']:.0%}) |",
-                  f"| `process_one` in process, a new database connection for each | "
-                  f"{fmt_ms(profile['fresh_connection'])} |",
-                  f"| `process_one` in process (the simple worker) | {fmt_ms(profile['per_event'])} |"]
+        lines += [
+            "",
+            f"The same job in a forked child, as the forking worker runs it (median of {profile['forks']}, "
+            f"from just before the fork to the job's end, child's pool dropped as workers/context.py does):",
+            "",
+            "| where | per event |",
+            "| --- | --- |",
+            f"| fork + new connection + SELECT 1, nothing else | {fmt_ms(profile['fork_empty'])} |",
+            f"| `process_one` in a child of a parent that never ran a job (the worker's parent) | "
+            f"{fmt_ms(profile['fork_cold'])} (compiling SQL statements: {profile['cold_compile']:.0%} under "
+            f"cProfile) |",
+            f"| `process_one` in a child of a parent that processed 5 events itself first | "
+            f"{fmt_ms(profile['fork_warm'])} (compiling SQL: {profile['warm_compile']:.0%}) |",
+            f"| `process_one` in process, a new database connection for each | {fmt_ms(profile['fresh_connection'])} |",
+            f"| `process_one` in process (the simple worker) | {fmt_ms(profile['per_event'])} |",
+        ]
     lines.append("")
     return lines
 
@@ -732,13 +897,19 @@ def rules_without_brakes(folder: Path) -> Path:
     shutil.copytree(ROOT / "rules", folder)
     for path in folder.glob("*.yml"):
         blocks = re.split(r"(?m)^(?=  - name: )", path.read_text())
-        path.write_text("".join(
-            block if not block.startswith("  - name: ") or re.search(r"(?m)^    brake:", block)
-            else block.replace("\n", "\n    brake: {max: 10000000, per: hour}\n", 1) for block in blocks))
+        path.write_text(
+            "".join(
+                block
+                if not block.startswith("  - name: ") or re.search(r"(?m)^    brake:", block)
+                else block.replace("\n", "\n    brake: {max: 10000000, per: hour}\n", 1)
+                for block in blocks
+            )
+        )
     return folder
 
 
 # ---- main ---------------------------------------------------------------------------------------
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -748,12 +919,20 @@ def main() -> None:
     parser.add_argument("--database-url", default=PG_SERVER, help="PostgreSQL server (a database is made there)")
     parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
     parser.add_argument("--workers", type=int, default=1, help="worker processes (Triage's and the bare RQ's alike)")
-    parser.add_argument("--clients", type=int, default=128,
-                        help="client threads (enough that a slow server never holds back the schedule)")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=128,
+        help="client threads (enough that a slow server never holds back the schedule)",
+    )
     parser.add_argument("--poll-ms", type=float, default=10, help="poller period")
     parser.add_argument("--drain", type=float, default=180, help="seconds to wait for the last tasks")
-    parser.add_argument("--profile-events", type=int, default=100,
-                        help="events processed in process under cProfile after the load (0: none)")
+    parser.add_argument(
+        "--profile-events",
+        type=int,
+        default=100,
+        help="events processed in process under cProfile after the load (0: none)",
+    )
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to bench/RESULTS.md")
     parser.add_argument("--keep", action="store_true", help="keep the logs and the database (to look into them)")
     parser.add_argument("--profile-child", type=int, help=argparse.SUPPRESS)
@@ -768,15 +947,28 @@ def main() -> None:
     name, database = create_database(args.database_url)
     redis_process, redis_url = start_redis(tmp)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": redis_url, "TRIAGE_INSTANCE": str(tmp / "instance"),
-           "CRM_WEBHOOK_SECRET": secret, "API_TOKENS": "bench-token", "RATE_LIMIT_WEBHOOKS": "1000000/60",
-           "RULES_DIR": str(rules_without_brakes(tmp / "rules")), "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "REDIS_URL": redis_url,
+        "TRIAGE_INSTANCE": str(tmp / "instance"),
+        "CRM_WEBHOOK_SECRET": secret,
+        "API_TOKENS": "bench-token",
+        "RATE_LIMIT_WEBHOOKS": "1000000/60",
+        "RULES_DIR": str(rules_without_brakes(tmp / "rules")),
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("WEB_CONCURRENCY", None)
     conninfo = psycopg_conninfo(database)
     phases = []
     try:
-        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "heads"], cwd=ROOT, env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "heads"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         subprocess.run([sys.executable, "-c", "import bench.bare_app"], cwd=ROOT, env=env, check=True)
         connect = connect_cost(conninfo)
         for mode in modes:

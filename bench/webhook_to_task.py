@@ -8,14 +8,13 @@ round trip of the POST (the 202): the ratio shows what processing adds on top of
 accepting. Bounded: N requests, each polled for at most 10 s, loopback only.
 Results are appended to bench/RESULTS.md with the machine's description.
 """
+
 from __future__ import annotations
 
 import sys as _sys
 from pathlib import Path as _Path
 
 _sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
-from bench.common import append_results, free_port, machine  # noqa: E402,F401
-
 import argparse
 import json
 import os
@@ -23,8 +22,10 @@ import statistics
 import time
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+
+from bench.common import append_results, free_port, machine  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,14 +40,26 @@ def load_secrets(instance: Path) -> tuple[str, str]:
 def post_webhook(url: str, secret: str, account: str) -> float:
     from app.intake.signatures import sign
 
-    body = json.dumps({"type": "account.health_changed",
-                       "occurred_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                       "account": {"id": account, "csm": "ana@vendor.example", "manager": "mo@vendor.example"},
-                       "health": {"to": "red", "reason": "bench"}}).encode()
+    body = json.dumps(
+        {
+            "type": "account.health_changed",
+            "occurred_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "account": {"id": account, "csm": "ana@vendor.example", "manager": "mo@vendor.example"},
+            "health": {"to": "red", "reason": "bench"},
+        }
+    ).encode()
     msg_id, ts = f"bench_{uuid.uuid4().hex}", int(time.time())
-    request = urllib.request.Request(f"{url}/webhooks/crm", data=body, method="POST", headers={
-        "Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(ts),
-        "webhook-signature": sign(secret, msg_id, ts, body)})
+    request = urllib.request.Request(
+        f"{url}/webhooks/crm",
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(ts),
+            "webhook-signature": sign(secret, msg_id, ts, body),
+        },
+    )
     started = time.perf_counter()
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 202
@@ -54,8 +67,9 @@ def post_webhook(url: str, secret: str, account: str) -> float:
 
 
 def tasks_visible(url: str, token: str, account: str) -> bool:
-    request = urllib.request.Request(f"{url}/api/v1/tasks?account={account}&status=open",
-                                     headers={"Authorization": f"Bearer {token}"})
+    request = urllib.request.Request(
+        f"{url}/api/v1/tasks?account={account}&status=open", headers={"Authorization": f"Bearer {token}"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return len(json.loads(response.read())) >= 2
 
@@ -86,15 +100,14 @@ def main() -> None:
         end_to_end.append(time.perf_counter() - started)
     ms = lambda v: f"{v * 1000:.0f} ms"  # noqa: E731
     lines = [
-        f"## webhook to task, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"machine: {machine()}; "
-        f"server: {args.url}, sequential, n={args.n}",
+        f"## webhook to task, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"machine: {machine()}; server: {args.url}, sequential, n={args.n}",
         "",
         "| measure | p50 | p99 |",
         "| --- | --- | --- |",
-        f"| baseline: POST answered 202 | {ms(percentile(accept, .5))} | {ms(percentile(accept, .99))} |",
-        f"| webhook to both tasks visible in the API | {ms(percentile(end_to_end, .5))} | "
-        f"{ms(percentile(end_to_end, .99))} |",
+        f"| baseline: POST answered 202 | {ms(percentile(accept, 0.5))} | {ms(percentile(accept, 0.99))} |",
+        f"| webhook to both tasks visible in the API | {ms(percentile(end_to_end, 0.5))} | "
+        f"{ms(percentile(end_to_end, 0.99))} |",
         f"| ratio (end to end / baseline), p50 | {statistics.median(end_to_end) / statistics.median(accept):.1f}x | |",
         "",
     ]

@@ -8,6 +8,7 @@
 The schema is built by the Alembic migrations, once per session; tables are emptied
 between tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis as redis_lib
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,8 @@ def unprocessed(session) -> int:
     from app.models import Event
 
     return session.scalar(select(func.count(Event.id)).where(Event.processed_at.is_(None)))
+
+
 TEST_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TEST_TOKEN = "test-token-123"
 
@@ -85,8 +87,15 @@ def test_env(tmp_root, redis_url, database_url):
 
 @pytest.fixture(scope="session")
 def app(tmp_root, test_env):
-    for key in ("DATABASE_URL", "REDIS_URL", "CRM_WEBHOOK_SECRET", "API_TOKENS", "TRIAGE_INSTANCE",
-                "STEP_RETRY_INTERVALS", "EVENT_RETRY_INTERVALS"):
+    for key in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "CRM_WEBHOOK_SECRET",
+        "API_TOKENS",
+        "TRIAGE_INSTANCE",
+        "STEP_RETRY_INTERVALS",
+        "EVENT_RETRY_INTERVALS",
+    ):
         os.environ[key] = test_env[key]
     from app import create_app
 
@@ -137,8 +146,9 @@ def auth():
     return {"Authorization": f"Bearer {TEST_TOKEN}"}
 
 
-def signed_headers(body: bytes, msg_id: str | None = None, timestamp: int | None = None,
-                   secret: str = TEST_SECRET) -> dict:
+def signed_headers(
+    body: bytes, msg_id: str | None = None, timestamp: int | None = None, secret: str = TEST_SECRET
+) -> dict:
     from app.intake.signatures import sign
 
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
@@ -191,8 +201,8 @@ def run_jobs(app):
     """Run every queued job with a real RQ worker (SimpleWorker, burst) until queues are empty."""
     from rq import SimpleWorker
 
-    from app.redis_conn import get_redis
     from app.jobs import ALL, queue
+    from app.redis_conn import get_redis
 
     def run(max_rounds: int = 20):
         with app.app_context():

@@ -5,6 +5,7 @@ here; a route outside /admin/ and /api/v1/ must be listed in PUBLIC (with the re
 test fails. Ana is a CSM reporting to Mo (a manager); Ben is a CSM of another team (Zoe's);
 Olu is CS ops. Ben's task, account, event and run are the "other team's" objects throughout.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -15,7 +16,18 @@ from app.models import Account, AuditEntry, Event, PlaybookRun, Task, User
 from app.models.comment import TaskComment
 from tests.conftest import TEST_TOKEN
 from tests.test_admin import (  # noqa: F401  (web: a fixture)
-    ANA, BEN, MO, NOW, OPS, account, add, page_token, signed_in, task, team, web,
+    ANA,
+    BEN,
+    MO,
+    NOW,
+    OPS,
+    account,
+    add,
+    page_token,
+    signed_in,
+    task,
+    team,
+    web,
 )
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # answered by Werkzeug from GET / the rule itself
@@ -38,8 +50,14 @@ PUBLIC = {
 PUBLIC_BODIES = {
     "/login": {"data": {"email": ANA, "password": "x"}},
     "/logout": {"data": {}},
-    "/webhooks/crm": {"json": {"type": "account.health_changed", "occurred_at": "2026-11-20T10:00:00Z",
-                               "account": {"id": "globex"}, "health": {"to": "red"}}},
+    "/webhooks/crm": {
+        "json": {
+            "type": "account.health_changed",
+            "occurred_at": "2026-11-20T10:00:00Z",
+            "account": {"id": "globex"},
+            "health": {"to": "red"},
+        }
+    },
     "/webhooks/hubspot": {"json": []},
     "/webhooks/salesforce": {"data": "<soapenv:Envelope/>", "content_type": "text/xml"},
 }
@@ -54,8 +72,12 @@ API_WITHOUT_ID = {
 def routes(prefix: str) -> list[tuple[Rule, str]]:
     from flask import current_app
 
-    return [(rule, method) for rule in current_app.url_map.iter_rules() if rule.rule.startswith(prefix)
-            and rule.rule not in PUBLIC for method in sorted(rule.methods - IGNORED_METHODS)]
+    return [
+        (rule, method)
+        for rule in current_app.url_map.iter_rules()
+        if rule.rule.startswith(prefix) and rule.rule not in PUBLIC
+        for method in sorted(rule.methods - IGNORED_METHODS)
+    ]
 
 
 @pytest.fixture
@@ -68,10 +90,20 @@ def world(app, db):
         "ana_task": task(db, "acme", ANA, "Ana's plan"),
         "mo_task": task(db, "acme", MO, "Mo's plan"),
         "ben_task": task(db, "globex", BEN, BEN_TITLE),
-        "ben_event": add(db, Event(source="crm", external_id="msg_globex", type="account.health_changed",
-                                   account_id="globex", occurred_at=NOW, payload={"note": BEN_TITLE}))[0],
-        "ben_run": add(db, PlaybookRun(playbook="scenery", playbook_version="v1", account_id="globex",
-                                       status="waiting"))[0],
+        "ben_event": add(
+            db,
+            Event(
+                source="crm",
+                external_id="msg_globex",
+                type="account.health_changed",
+                account_id="globex",
+                occurred_at=NOW,
+                payload={"note": BEN_TITLE},
+            ),
+        )[0],
+        "ben_run": add(
+            db, PlaybookRun(playbook="scenery", playbook_version="v1", account_id="globex", status="waiting")
+        )[0],
     }
     for email in (ANA, MO):
         user = db.session.query(User).filter_by(email=email).one()
@@ -90,16 +122,35 @@ def sample_values(rule: Rule, world: dict) -> dict:
 def model_id(endpoint: str, world: dict) -> str:
     """The `id` Flask-Admin's model views take in the query or form, per view."""
     view = endpoint.split(".")[0]
-    return str({"task": world["ben_task"].id, "account": "globex", "event": world["ben_event"].id,
-                "playbookrun": world["ben_run"].id}.get(view, 1))
+    return str(
+        {
+            "task": world["ben_task"].id,
+            "account": "globex",
+            "event": world["ben_event"].id,
+            "playbookrun": world["ben_run"].id,
+        }.get(view, 1)
+    )
 
 
 def form_for(endpoint: str, world: dict, token: str) -> dict:
     """Every field an admin form may read, filled so that the change would succeed if allowed."""
     target = model_id(endpoint, world)
-    return {"csrf_token": token, "outcome": "done", "note": "n", "until": (NOW.date().replace(year=NOW.year + 1)
-            ).isoformat(), "reason": "r", "assignee": ANA, "text": "a comment", "rowid": [target], "id": target,
-            "list_form_pk": target, "queue": "maintenance", "job_id": "x", "rule": "health-red", "url": "/admin/"}
+    return {
+        "csrf_token": token,
+        "outcome": "done",
+        "note": "n",
+        "until": (NOW.date().replace(year=NOW.year + 1)).isoformat(),
+        "reason": "r",
+        "assignee": ANA,
+        "text": "a comment",
+        "rowid": [target],
+        "id": target,
+        "list_form_pk": target,
+        "queue": "maintenance",
+        "job_id": "x",
+        "rule": "health-red",
+        "url": "/admin/",
+    }
 
 
 def admin_requests(app, world: dict, token: str):
@@ -143,7 +194,8 @@ def test_every_route_is_classified(app):
             assert set(PUBLIC[rule.rule][1]) == rule.methods - IGNORED_METHODS, rule.rule
         else:
             assert rule.rule.startswith(("/admin/", "/api/v1/")), (
-                f"{rule.rule} is neither admin nor API: protect it, or list it in PUBLIC with the reason")
+                f"{rule.rule} is neither admin nor API: protect it, or list it in PUBLIC with the reason"
+            )
 
 
 def test_public_routes_answer_anonymous_callers_as_listed(web, world):
@@ -163,7 +215,7 @@ def test_anonymous_callers_are_sent_to_sign_in_on_every_admin_route(app, web, db
     client = web()
     token = page_token(client, "/login")  # with a valid CSRF token: the access check itself answers
     checked = 0
-    for rule, method, url, form in admin_requests(app, world, token):
+    for _rule, method, url, form in admin_requests(app, world, token):
         response = send(client, method, url, form)
         assert response.status_code == 302, (method, url, response.status_code)
         assert response.headers["Location"].startswith("/login?next="), (method, url)
@@ -206,9 +258,13 @@ def test_nobody_reaches_another_teams_work_on_any_admin_route(app, web, db, worl
 
 
 LIST_PROBES = [  # filters aimed at Ben's rows: scoping must still hide them
-    "/admin/task/", f"/admin/task/?flt0_assignee_equals={BEN}&flt1_status_equals=any",
-    "/admin/task/?flt0_account_id_equals=globex", "/admin/task/?search=confidential",
-    "/admin/account/", f"/admin/account/?flt0_csm_equals={BEN}", "/admin/account/?search=globex",
+    "/admin/task/",
+    f"/admin/task/?flt0_assignee_equals={BEN}&flt1_status_equals=any",
+    "/admin/task/?flt0_account_id_equals=globex",
+    "/admin/task/?search=confidential",
+    "/admin/account/",
+    f"/admin/account/?flt0_csm_equals={BEN}",
+    "/admin/account/?search=globex",
 ]
 
 
@@ -216,8 +272,9 @@ def test_admin_lists_are_scoped(web, world):
     ana, mo, ops = (signed_in(web, email) for email in (ANA, MO, OPS))
     for url in LIST_PROBES:
         # CS ops see Ben's rows through the same filters: so the filters do select them.
-        assert BEN_TITLE in ops.get(url).get_data(as_text=True) or BEN_ACCOUNT in ops.get(url).get_data(
-            as_text=True), url
+        assert BEN_TITLE in ops.get(url).get_data(as_text=True) or BEN_ACCOUNT in ops.get(url).get_data(as_text=True), (
+            url
+        )
         for client in (ana, mo):
             html = client.get(url).get_data(as_text=True)
             assert BEN_TITLE not in html and BEN_ACCOUNT not in html, url

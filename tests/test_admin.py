@@ -1,9 +1,9 @@
 """The web admin, through the Flask test client, against the real database and Redis."""
+
 from __future__ import annotations
 
 import re
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import g, request_started
@@ -14,7 +14,7 @@ from app.models import Account, Contact, Event, HealthChange, PlaybookRun, RunSt
 from tests.conftest import early_in_a_rate_window
 
 PASSWORD = "correct-horse-1"
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 ANA, BEN, MO, OPS = "ana@vendor.example", "ben@vendor.example", "mo@vendor.example", "ops@vendor.example"
 
 
@@ -67,9 +67,18 @@ def team(db):
 
 
 def account(db, account_id, csm, **fields):
-    values = dict(name=f"{account_id.title()} GmbH", segment="enterprise", plan="premier", csm=csm,
-                  manager=MO if csm == ANA else "zoe@vendor.example", health_status="red", health_since=NOW,
-                  health_reason="Translation quality issues", arr=120000, renewal_date=NOW.date())
+    values = dict(
+        name=f"{account_id.title()} GmbH",
+        segment="enterprise",
+        plan="premier",
+        csm=csm,
+        manager=MO if csm == ANA else "zoe@vendor.example",
+        health_status="red",
+        health_since=NOW,
+        health_reason="Translation quality issues",
+        arr=120000,
+        renewal_date=NOW.date(),
+    )
     values.update(fields)
     return add(db, Account(id=account_id, **values))[0]
 
@@ -164,10 +173,19 @@ def test_root_redirects_to_the_admin(web, db):
 
 
 ADMIN_URLS = [
-    "/admin/", "/admin/task/", "/admin/task/1", "/admin/task/?flt0_status_equals=done",
-    "/admin/account/", "/admin/account/acme", "/admin/queues/", "/admin/event/",
-    "/admin/event/details/?id=1", "/admin/playbookrun/", "/admin/playbookrun/details/?id=1",
-    "/admin/task/details/?id=1", "/admin/task/edit/?id=1",
+    "/admin/",
+    "/admin/task/",
+    "/admin/task/1",
+    "/admin/task/?flt0_status_equals=done",
+    "/admin/account/",
+    "/admin/account/acme",
+    "/admin/queues/",
+    "/admin/event/",
+    "/admin/event/details/?id=1",
+    "/admin/playbookrun/",
+    "/admin/playbookrun/details/?id=1",
+    "/admin/task/details/?id=1",
+    "/admin/task/edit/?id=1",
 ]
 
 
@@ -193,8 +211,10 @@ def test_a_post_without_csrf_token_is_refused(web, db):
     client = signed_in(web, ANA)
     refused = client.post(f"/admin/task/{mine.id}/complete", data={"outcome": "done"})
     assert refused.status_code == 400 and "could not be sent" in refused.get_data(as_text=True)
-    assert client.post(f"/admin/task/{mine.id}/complete",
-                       data={"outcome": "done", "csrf_token": "forged"}).status_code == 400
+    assert (
+        client.post(f"/admin/task/{mine.id}/complete", data={"outcome": "done", "csrf_token": "forged"}).status_code
+        == 400
+    )
     assert client.post("/logout").status_code == 400
     db.session.refresh(mine)
     assert mine.status == "open"
@@ -228,7 +248,10 @@ def test_a_csm_sees_only_their_open_tasks_most_urgent_first(web, db):
     assert "Ana urgent" in searched and "Ana overdue" not in searched
     by_due = signed_in(web, ANA).get("/admin/task/?sort=4").get_data(as_text=True)  # the Due column
     assert re.findall(r'<a href="/admin/task/\d+">([^<]+)</a>', by_due)[:3] == [
-        "Ana overdue", "Ana in capitals", "Ana urgent"]
+        "Ana overdue",
+        "Ana in capitals",
+        "Ana urgent",
+    ]
 
 
 def test_a_manager_sees_their_reports_tasks_and_ops_see_all(web, db):
@@ -270,20 +293,47 @@ def test_the_task_list_loads_in_a_fixed_number_of_queries(web, db):
 def _task_with_history(db):
     account(db, "acme", ANA)
     add(db, Contact(account_id="acme", name="Jane Roe", email="jane@acme.example", role="decision_maker"))
-    trigger = add(db, Event(source="crm", external_id="msg_1", type="account.health_changed", account_id="acme",
-                            occurred_at=NOW, payload={"health": {"to": "red"}}))[0]
+    trigger = add(
+        db,
+        Event(
+            source="crm",
+            external_id="msg_1",
+            type="account.health_changed",
+            account_id="acme",
+            occurred_at=NOW,
+            payload={"health": {"to": "red"}},
+        ),
+    )[0]
     # A playbook name the catalog does not know: the run is scenery, never advanced.
-    run = add(db, PlaybookRun(playbook="scenery-plan", playbook_version="v1", account_id="acme",
-                              rule="health-red", trigger_event_id=trigger.id, status="waiting"))[0]
+    run = add(
+        db,
+        PlaybookRun(
+            playbook="scenery-plan",
+            playbook_version="v1",
+            account_id="acme",
+            rule="health-red",
+            trigger_event_id=trigger.id,
+            status="waiting",
+        ),
+    )[0]
     step_plan, step_mail = add(
         db,
         RunStep(run_id=run.id, name="action-plan", position=0, kind="task", status="open", assignee=ANA),
-        RunStep(run_id=run.id, name="notify-manager", position=1, kind="action", action="email",
-                status="succeeded"),
+        RunStep(run_id=run.id, name="notify-manager", position=1, kind="action", action="email", status="succeeded"),
     )
-    mine = task(db, "acme", ANA, "Make an action plan with your manager", run_id=run.id, step_id=step_plan.id,
-                rule="health-red", event_id=trigger.id, priority="urgent", outcomes=["plan_agreed", "escalated"],
-                instructions="**Highest priority.** Call <script>alert(1)</script> Jane\n\n- agree a plan\n- log it")
+    mine = task(
+        db,
+        "acme",
+        ANA,
+        "Make an action plan with your manager",
+        run_id=run.id,
+        step_id=step_plan.id,
+        rule="health-red",
+        event_id=trigger.id,
+        priority="urgent",
+        outcomes=["plan_agreed", "escalated"],
+        instructions="**Highest priority.** Call <script>alert(1)</script> Jane\n\n- agree a plan\n- log it",
+    )
     return mine, run, step_plan
 
 
@@ -306,8 +356,10 @@ def test_a_csm_gets_403_on_another_csms_task(web, db):
     client = signed_in(web, ANA)
     assert client.get(f"/admin/task/{theirs.id}").status_code == 403
     token = page_token(client, "/admin/task/")
-    assert client.post(f"/admin/task/{theirs.id}/complete",
-                       data={"outcome": "done", "csrf_token": token}).status_code == 403
+    assert (
+        client.post(f"/admin/task/{theirs.id}/complete", data={"outcome": "done", "csrf_token": token}).status_code
+        == 403
+    )
     assert client.get("/admin/task/999999").status_code == 404
     assert signed_in(web, MO).get(f"/admin/task/{theirs.id}").status_code == 403  # not Mo's report
     assert signed_in(web, OPS).get(f"/admin/task/{theirs.id}").status_code == 200
@@ -350,8 +402,9 @@ def test_completing_tasks_through_the_form_moves_the_run_on(web, db, post_webhoo
     mo = signed_in(web, MO)
     theirs = db.session.query(Task).filter(Task.assignee == MO).one()
     mo_url = f"/admin/task/{theirs.id}"
-    assert mo.post(f"{mo_url}/complete", data={"outcome": "done", "csrf_token": page_token(mo, mo_url)}
-                   ).status_code == 302
+    assert (
+        mo.post(f"{mo_url}/complete", data={"outcome": "done", "csrf_token": page_token(mo, mo_url)}).status_code == 302
+    )
     db.session.expire_all()
     assert db.session.get(PlaybookRun, mine.run_id).status == "completed"
 
@@ -364,17 +417,33 @@ def test_accounts_are_scoped_and_the_account_page_tells_its_story(web, db):
     mine, run, _ = _task_with_history(db)
     account(db, "globex", BEN, health_status="green")
     account(db, "initech", ANA, health_status="yellow")
-    add(db,
-        HealthChange(account_id="acme", status="yellow", previous="green", at=NOW - timedelta(days=30),
-                     reason="Neutral", changed_by=ANA, source="crm"),
-        HealthChange(account_id="acme", status="red", previous="yellow", at=NOW, reason="Translation issues",
-                     changed_by=ANA, source="crm"))
+    add(
+        db,
+        HealthChange(
+            account_id="acme",
+            status="yellow",
+            previous="green",
+            at=NOW - timedelta(days=30),
+            reason="Neutral",
+            changed_by=ANA,
+            source="crm",
+        ),
+        HealthChange(
+            account_id="acme",
+            status="red",
+            previous="yellow",
+            at=NOW,
+            reason="Translation issues",
+            changed_by=ANA,
+            source="crm",
+        ),
+    )
     client = signed_in(web, ANA)
 
     listing = client.get("/admin/account/").get_data(as_text=True)
     assert "Acme GmbH" in listing and "Initech GmbH" in listing and "Globex GmbH" not in listing
     assert listing.index("Acme GmbH") < listing.index("Initech GmbH")  # red before yellow
-    assert 'badge badge-danger status-red' in listing
+    assert "badge badge-danger status-red" in listing
     only_yellow = client.get("/admin/account/?flt0_status_equals=yellow").get_data(as_text=True)
     assert "Initech GmbH" in only_yellow and "Acme GmbH" not in only_yellow
 
@@ -411,8 +480,8 @@ def test_events_and_runs_are_for_cs_ops(web, db):
 
 
 def test_the_queues_page_lists_a_failed_job_and_retry_puts_it_back(app, web, db):
-    from app.redis_conn import get_redis
     from app.jobs import MAINTENANCE, queue
+    from app.redis_conn import get_redis
 
     team(db)
     failing = queue(MAINTENANCE).enqueue(explode)
@@ -429,8 +498,9 @@ def test_the_queues_page_lists_a_failed_job_and_retry_puts_it_back(app, web, db)
 
     token = csrf_from(html)
     assert client.post("/admin/queues/retry", data={"queue": MAINTENANCE, "job_id": failing.id}).status_code == 400
-    response = client.post("/admin/queues/retry",
-                           data={"queue": MAINTENANCE, "job_id": failing.id, "csrf_token": token})
+    response = client.post(
+        "/admin/queues/retry", data={"queue": MAINTENANCE, "job_id": failing.id, "csrf_token": token}
+    )
     assert response.status_code == 302
     assert failing.id in queue(MAINTENANCE).get_job_ids()
     assert failing.id not in queue(MAINTENANCE).failed_job_registry
@@ -438,8 +508,12 @@ def test_the_queues_page_lists_a_failed_job_and_retry_puts_it_back(app, web, db)
     client.post("/admin/queues/delete", data={"queue": MAINTENANCE, "job_id": doomed.id, "csrf_token": token})
     assert queue(MAINTENANCE).failed_job_registry.count == 0
     assert get_redis().exists(f"rq:job:{doomed.id}") == 0
-    assert client.post("/admin/queues/delete", data={"queue": "nope", "job_id": doomed.id,
-                                                     "csrf_token": token}).status_code == 400
+    assert (
+        client.post(
+            "/admin/queues/delete", data={"queue": "nope", "job_id": doomed.id, "csrf_token": token}
+        ).status_code
+        == 400
+    )
     # A queued job is not deletable from here: only failed ones are.
     client.post("/admin/queues/delete", data={"queue": MAINTENANCE, "job_id": failing.id, "csrf_token": token})
     assert failing.id in queue(MAINTENANCE).get_job_ids()
@@ -450,14 +524,32 @@ def test_the_queues_page_lists_a_failed_job_and_retry_puts_it_back(app, web, db)
 
 
 def test_the_queues_page_shows_workers_and_the_outbox_backlog(web, db):
-    from app.redis_conn import get_redis
     from app.jobs import ALL, queue
+    from app.redis_conn import get_redis
 
     team(db)
-    add(db, Event(source="api", external_id="evt-1", type="usage.daily", account_id="acme", occurred_at=NOW,
-                  received_at=NOW - timedelta(minutes=30), payload={}),  # unprocessed: the backlog
-        Event(source="api", external_id="evt-2", type="usage.daily", account_id="acme", occurred_at=NOW,
-              received_at=NOW - timedelta(minutes=40), processed_at=NOW, payload={}))
+    add(
+        db,
+        Event(
+            source="api",
+            external_id="evt-1",
+            type="usage.daily",
+            account_id="acme",
+            occurred_at=NOW,
+            received_at=NOW - timedelta(minutes=30),
+            payload={},
+        ),  # unprocessed: the backlog
+        Event(
+            source="api",
+            external_id="evt-2",
+            type="usage.daily",
+            account_id="acme",
+            occurred_at=NOW,
+            received_at=NOW - timedelta(minutes=40),
+            processed_at=NOW,
+            payload={},
+        ),
+    )
     worker = SimpleWorker([queue(name) for name in ALL], connection=get_redis(), name="test-worker")
     worker.register_birth()
     try:
@@ -469,30 +561,30 @@ def test_the_queues_page_shows_workers_and_the_outbox_backlog(web, db):
 
 
 def test_the_queues_page_lists_scheduled_and_running_jobs(web, db):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    from app.redis_conn import get_redis
     from app.jobs import STEPS, queue
+    from app.redis_conn import get_redis
 
     team(db)
     later = queue(STEPS).enqueue_in(timedelta(hours=2), explode, "<b>later</b>")
     sooner = queue(STEPS).enqueue_in(timedelta(minutes=5), explode, "sooner")
     running = queue(STEPS).enqueue(explode, "running")
-    running.started_at, running.worker_name = datetime.now(timezone.utc), "worker-on-host-2"
+    running.started_at, running.worker_name = datetime.now(UTC), "worker-on-host-2"
     running.save()
     # What a worker records when it starts a job (RQ 2: one execution per attempt).
     from rq.executions import Execution
 
     with get_redis().pipeline() as pipe:
-        queue(STEPS).started_job_registry.add_execution(Execution.create(running, ttl=60, pipeline=pipe,
-                                                                         worker_name="worker-on-host-2"),
-                                                        pipeline=pipe, ttl=60)
+        queue(STEPS).started_job_registry.add_execution(
+            Execution.create(running, ttl=60, pipeline=pipe, worker_name="worker-on-host-2"), pipeline=pipe, ttl=60
+        )
         pipe.execute()
     html = signed_in(web, OPS).get("/admin/queues/").get_data(as_text=True)
-    scheduled = html[html.index('id="scheduled-steps"'):]
+    scheduled = html[html.index('id="scheduled-steps"') :]
     assert scheduled.index(sooner.id) < scheduled.index(later.id)  # next first
     assert "&lt;b&gt;later&lt;/b&gt;" in scheduled and "<b>later</b>" not in html
-    started = html[html.index('id="started-steps"'):html.index('id="scheduled-steps"')]
+    started = html[html.index('id="started-steps"') : html.index('id="scheduled-steps"')]
     assert running.id in started and "worker-on-host-2" in started
     assert 'href="#scheduled-steps">2</a>' in html and 'href="#started-steps">1</a>' in html
 
@@ -502,8 +594,21 @@ def test_the_queues_page_lists_scheduled_and_running_jobs(web, db):
 
 def test_flask_users_create_and_list(app, web, db):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["users", "create", "Olu@Vendor.example", "--role", "admin", "--name", "Olu",
-                                 "--password", "long-enough-1", "--manager", MO])
+    result = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "Olu@Vendor.example",
+            "--role",
+            "admin",
+            "--name",
+            "Olu",
+            "--password",
+            "long-enough-1",
+            "--manager",
+            MO,
+        ]
+    )
     assert result.exit_code == 0, result.output
     user = db.session.query(User).filter_by(email="olu@vendor.example").one()
     assert (user.role, user.name, user.manager_email) == ("admin", "Olu", MO)
@@ -511,8 +616,12 @@ def test_flask_users_create_and_list(app, web, db):
 
     again = runner.invoke(args=["users", "create", "olu@vendor.example", "--password", "long-enough-1"])
     assert again.exit_code == 1 and "exists already" in again.output
-    assert runner.invoke(args=["users", "create", "x@vendor.example", "--role", "boss",
-                               "--password", "long-enough-1"]).exit_code == 2
+    assert (
+        runner.invoke(
+            args=["users", "create", "x@vendor.example", "--role", "boss", "--password", "long-enough-1"]
+        ).exit_code
+        == 2
+    )
     assert runner.invoke(args=["users", "create", "y@vendor.example", "--password", "short"]).exit_code == 2
     prompted = runner.invoke(args=["users", "create", "z@vendor.example"], input="prompted-pw-1\nprompted-pw-1\n")
     assert prompted.exit_code == 0, prompted.output

@@ -1,10 +1,10 @@
 """The executive dashboard and the audit log, through the Flask test client, on the real database."""
+
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import event as sa_event
 
 from app.admin.dashboard_figures import cancellations, status_over_time, trend, week_points
@@ -13,16 +13,26 @@ from tests.test_admin import ANA, BEN, MO, NOW, OPS, account, add, signed_in, ta
 
 
 def change(db, account_id, status, days_ago, previous=None):
-    add(db, HealthChange(account_id=account_id, status=status, previous=previous, at=NOW - timedelta(days=days_ago),
-                         source="crm", reason="test"))
+    add(
+        db,
+        HealthChange(
+            account_id=account_id,
+            status=status,
+            previous=previous,
+            at=NOW - timedelta(days=days_ago),
+            source="crm",
+            reason="test",
+        ),
+    )
 
 
 def _portfolio(db):
     team(db)
     account(db, "acme", ANA, health_status="red", plan="premier", segment="enterprise", lifecycle_stage="adoption")
     account(db, "globex", BEN, health_status="black", plan="starter", segment="smb", lifecycle_stage="renewal")
-    account(db, "initech", ANA, health_status="green", plan="premier", segment="enterprise",
-            lifecycle_stage="onboarding")
+    account(
+        db, "initech", ANA, health_status="green", plan="premier", segment="enterprise", lifecycle_stage="onboarding"
+    )
     change(db, "acme", "green", 100)
     change(db, "acme", "red", 10, previous="green")
     change(db, "globex", "yellow", 60)
@@ -117,8 +127,8 @@ def test_the_dashboard_queries_do_not_grow_with_the_portfolio_and_a_warm_page_on
 
 def test_a_stale_dashboard_is_shown_as_of_its_time_and_refreshed_by_a_worker(web, db, run_jobs):
     from app.admin import dashboard_snapshot
-    from app.redis_conn import get_redis
     from app.jobs import MAINTENANCE, queue
+    from app.redis_conn import get_redis
 
     _portfolio(db)
     client = signed_in(web, OPS)
@@ -161,13 +171,34 @@ def test_the_audit_log_lists_newest_first_with_filters(web, db):
     team(db)
     account(db, "acme", ANA)
     mine = task(db, "acme", ANA, "Call Jane")
-    add(db,
-        AuditEntry(actor=ANA, action="task.completed", object_type="task", object_id=str(mine.id),
-                   summary="Call Jane: done", at=NOW - timedelta(days=2), details={"note": "<b>hi</b>"}),
-        AuditEntry(actor=OPS, action="rule.disabled", object_type="rule", object_id="health-red",
-                   summary="paused <script>x</script>", at=NOW - timedelta(hours=1)),
-        AuditEntry(actor="system", action="account.offboarded", object_type="account", object_id="acme",
-                   summary="GDPR off-boarding", at=NOW - timedelta(days=40)))
+    add(
+        db,
+        AuditEntry(
+            actor=ANA,
+            action="task.completed",
+            object_type="task",
+            object_id=str(mine.id),
+            summary="Call Jane: done",
+            at=NOW - timedelta(days=2),
+            details={"note": "<b>hi</b>"},
+        ),
+        AuditEntry(
+            actor=OPS,
+            action="rule.disabled",
+            object_type="rule",
+            object_id="health-red",
+            summary="paused <script>x</script>",
+            at=NOW - timedelta(hours=1),
+        ),
+        AuditEntry(
+            actor="system",
+            action="account.offboarded",
+            object_type="account",
+            object_id="acme",
+            summary="GDPR off-boarding",
+            at=NOW - timedelta(days=40),
+        ),
+    )
     assert signed_in(web, ANA).get("/admin/audit/").status_code == 403
     client = signed_in(web, OPS)
     html = client.get("/admin/audit/").get_data(as_text=True)

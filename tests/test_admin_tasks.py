@@ -1,14 +1,26 @@
 """The CSM's task inbox beyond completing: filters, bulk actions, snooze, reassign, comment,
 and the account page's health chart."""
+
 from __future__ import annotations
 
 import re
-from datetime import timedelta
-
+from datetime import UTC, timedelta
 
 from app.models import AuditEntry, HealthChange, PlaybookRun, Task
 from tests.test_admin import (  # noqa: F401
-    ANA, BEN, MO, NOW, OPS, account, add, csrf_from, page_token, signed_in, task, team, web,
+    ANA,
+    BEN,
+    MO,
+    NOW,
+    OPS,
+    account,
+    add,
+    csrf_from,
+    page_token,
+    signed_in,
+    task,
+    team,
+    web,
 )
 
 
@@ -20,15 +32,16 @@ def test_filters_by_playbook_and_due(web, db):
     team(db)
     account(db, "acme", ANA)
     red = add(db, PlaybookRun(playbook="red-plan", playbook_version="v1", account_id="acme", status="waiting"))[0]
-    green = add(db, PlaybookRun(playbook="green-review", playbook_version="v1", account_id="acme",
-                                status="waiting"))[0]
+    green = add(db, PlaybookRun(playbook="green-review", playbook_version="v1", account_id="acme", status="waiting"))[0]
     task(db, "acme", ANA, "Red late", run_id=red.id, due_at=NOW - timedelta(days=1))
     task(db, "acme", ANA, "Green soon", run_id=green.id, due_at=NOW + timedelta(hours=1))
     task(db, "acme", ANA, "Green later", run_id=green.id, due_at=NOW + timedelta(days=20))
     task(db, "acme", ANA, "No date", due_at=None)
     client = signed_in(web, ANA)
     assert titles(client.get("/admin/task/?flt0_playbook_equals=green-review").get_data(as_text=True)) == [
-        "Green soon", "Green later"]
+        "Green soon",
+        "Green later",
+    ]
     assert titles(client.get("/admin/task/?flt0_due_is=overdue").get_data(as_text=True)) == ["Red late"]
     assert titles(client.get("/admin/task/?flt0_due_is=week").get_data(as_text=True)) == ["Red late", "Green soon"]
     assert titles(client.get("/admin/task/?flt0_due_is=none").get_data(as_text=True)) == ["No date"]
@@ -56,8 +69,7 @@ def test_bulk_complete_completes_single_outcome_tasks_in_scope_only(web, db):
     assert [db.session.get(Task, t.id).status for t in (one, choice, theirs)] == ["done", "open", "open"]
     assert db.session.query(AuditEntry).filter_by(action="task.completed", actor=ANA).count() == 1
     # no token: refused
-    assert client.post("/admin/task/action/", data={"action": "complete", "rowid": [str(choice.id)]}
-                       ).status_code == 400
+    assert client.post("/admin/task/action/", data={"action": "complete", "rowid": [str(choice.id)]}).status_code == 400
 
 
 def test_bulk_snooze_with_date_and_reason(web, db):
@@ -105,8 +117,10 @@ def test_reassign_hands_the_task_over_and_the_csm_loses_it(web, db):
     page = client.get(url).get_data(as_text=True)
     assert f'<option value="{BEN}">' in page or f'value="{BEN}"' in page
     token = csrf_from(page)
-    assert client.post(f"{url}/reassign", data={"assignee": "stranger@evil.example", "csrf_token": token}
-                       ).status_code == 302
+    assert (
+        client.post(f"{url}/reassign", data={"assignee": "stranger@evil.example", "csrf_token": token}).status_code
+        == 302
+    )
     db.session.expire_all()
     assert db.session.get(Task, mine.id).assignee == ANA  # not a choice
     response = client.post(f"{url}/reassign", data={"assignee": BEN, "csrf_token": token})
@@ -133,10 +147,12 @@ def test_comments_are_shown_escaped_in_the_activity(web, db):
 def test_the_account_page_draws_the_health_timeline(web, db):
     team(db)
     account(db, "acme", ANA, name="<script>x</script> Corp")
-    add(db,
+    add(
+        db,
         HealthChange(account_id="acme", status="green", at=NOW - timedelta(days=90), source="crm"),
         HealthChange(account_id="acme", status="yellow", previous="green", at=NOW - timedelta(days=30), source="crm"),
-        HealthChange(account_id="acme", status="red", previous="yellow", at=NOW - timedelta(days=2), source="crm"))
+        HealthChange(account_id="acme", status="red", previous="yellow", at=NOW - timedelta(days=2), source="crm"),
+    )
     html = signed_in(web, ANA).get("/admin/account/acme").get_data(as_text=True)
     chart = re.search(r'<div class="card-body pb-0 health-chart"><svg.*?</svg>', html, re.S).group(0)
     assert chart.count('stroke-width="6"') == 3  # one step per status held
@@ -144,13 +160,17 @@ def test_the_account_page_draws_the_health_timeline(web, db):
 
 
 def test_the_health_chart_draws_score_points_when_given():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from app.admin.charts import health_timeline
 
-    now = datetime(2026, 11, 1, tzinfo=timezone.utc)
-    svg = health_timeline([(now - timedelta(days=30), "green"), (now - timedelta(days=5), "red")], now, "t",
-                          scores=[(now - timedelta(days=30), 80), (now - timedelta(days=5), 35)])
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    svg = health_timeline(
+        [(now - timedelta(days=30), "green"), (now - timedelta(days=5), "red")],
+        now,
+        "t",
+        scores=[(now - timedelta(days=30), 80), (now - timedelta(days=5), 35)],
+    )
     assert 'class="score"' in svg and svg.count('stroke-width="6"') == 2
     assert 'class="score"' not in health_timeline([(now, "green")], now, "t")
 
@@ -163,16 +183,43 @@ def test_the_account_page_charts_usage_lists_key_metrics_and_the_events(web, db)
     account(db, "acme", ANA)
     today = NOW.date()
     # 40 days of usage with a week missing in the middle: the chart leaves a gap there.
-    add(db, *[DailyUsage(account_id="acme", day=today - timedelta(days=d), active_users=50 - d // 4, logins=80,
-                         seats=60, features={}, nps_score=9 if d == 3 else None)
-              for d in range(40) if not 15 <= d < 22])
-    add(db,
-        Event(source="crm", external_id="w-1", type="account.health_changed", account_id="acme",
-              occurred_at=NOW - timedelta(days=1), processed_at=NOW,
-              payload={"health": {"to": "red", "reason": "Champion <b>left</b>"}}),
-        Event(source="api", external_id="e-1", type="support.ticket", account_id="acme",
-              occurred_at=NOW - timedelta(hours=2), error="boom",
-              payload={"properties": {"severity": "high", "subject": "Export broken"}}))
+    add(
+        db,
+        *[
+            DailyUsage(
+                account_id="acme",
+                day=today - timedelta(days=d),
+                active_users=50 - d // 4,
+                logins=80,
+                seats=60,
+                features={},
+                nps_score=9 if d == 3 else None,
+            )
+            for d in range(40)
+            if not 15 <= d < 22
+        ],
+    )
+    add(
+        db,
+        Event(
+            source="crm",
+            external_id="w-1",
+            type="account.health_changed",
+            account_id="acme",
+            occurred_at=NOW - timedelta(days=1),
+            processed_at=NOW,
+            payload={"health": {"to": "red", "reason": "Champion <b>left</b>"}},
+        ),
+        Event(
+            source="api",
+            external_id="e-1",
+            type="support.ticket",
+            account_id="acme",
+            occurred_at=NOW - timedelta(hours=2),
+            error="boom",
+            payload={"properties": {"severity": "high", "subject": "Export broken"}},
+        ),
+    )
     html = signed_in(web, ANA).get("/admin/account/acme").get_data(as_text=True)
     usage = re.search(r'<div class="usage-chart"><svg.*?</svg>', html, re.S).group(0)
     assert usage.count("<polyline") == 6  # three series, each split in two by the missing week

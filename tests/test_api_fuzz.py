@@ -9,6 +9,7 @@ The rows are made by the real pipeline (signed CRM webhooks and usage events, pr
 real RQ worker), and half of the generated path ids are swapped for ids that exist, so the
 GETs answer 200 with real rows and not only 404, and tasks get completed (then 409).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,27 +19,50 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
-                                               response_schema_conformance, status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from sqlalchemy import select
 
 from app.models import Account, PlaybookRun, Task
 from tests.conftest import TEST_TOKEN, health_webhook
 
 AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 # Bounded and reproducible: the same requests on every run, so CI fails (or not) the same way.
 # No example database: derandomized runs do not need one, and it would write .hypothesis/.
-FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None, print_blob=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                       HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
+)
 
 
 def usage(event_id: str, account_id: str, day: int, active: int) -> dict:
-    return {"id": event_id, "account_id": account_id, "type": "usage.daily",
-            "occurred_at": f"2026-11-{day:02d}T00:00:00Z",
-            "properties": {"active_users": active, "logins": active * 2, "features": {"reporting": day}}}
+    return {
+        "id": event_id,
+        "account_id": account_id,
+        "type": "usage.daily",
+        "occurred_at": f"2026-11-{day:02d}T00:00:00Z",
+        "properties": {"active_users": active, "logins": active * 2, "features": {"reporting": day}},
+    }
 
 
 @pytest.fixture
@@ -46,12 +70,23 @@ def seeded(client, db, post_webhook, run_jobs):
     """Accounts, health history, runs with steps, tasks and scores, made the way production makes them."""
     assert post_webhook(health_webhook("acme", "red")).status_code == 202
     assert post_webhook(health_webhook("globex", "yellow", occurred_at="2026-11-21T09:30:00Z")).status_code == 202
-    events = [usage(f"u-{account}-{day}", account, day, active)
-              for account, active in (("acme", 40), ("initech", 5)) for day in range(1, 6)]
-    events.append({"id": "nps-1", "account_id": "initech", "type": "feedback.nps",
-                   "occurred_at": "2026-11-06T12:00:00Z", "properties": {"score": 3}})
-    response = client.post("/api/v1/events", data=json.dumps(events),
-                           headers={**AUTH, "Content-Type": "application/json"})
+    events = [
+        usage(f"u-{account}-{day}", account, day, active)
+        for account, active in (("acme", 40), ("initech", 5))
+        for day in range(1, 6)
+    ]
+    events.append(
+        {
+            "id": "nps-1",
+            "account_id": "initech",
+            "type": "feedback.nps",
+            "occurred_at": "2026-11-06T12:00:00Z",
+            "properties": {"score": 3},
+        }
+    )
+    response = client.post(
+        "/api/v1/events", data=json.dumps(events), headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert response.status_code == 202
     run_jobs()
     accounts = db.session.scalars(select(Account.id).order_by(Account.id)).all()
@@ -119,8 +154,14 @@ def test_without_the_token_every_operation_answers_401_as_documented(case, app):
 
 
 def event(**fields) -> dict:
-    return {"id": "evt-hostile", "account_id": "acme", "type": "usage.daily", "occurred_at": "2026-11-20T00:00:00Z",
-            "properties": {"active_users": 1, "logins": 1}, **fields}
+    return {
+        "id": "evt-hostile",
+        "account_id": "acme",
+        "type": "usage.daily",
+        "occurred_at": "2026-11-20T00:00:00Z",
+        "properties": {"active_users": 1, "logins": 1},
+        **fields,
+    }
 
 
 # Inputs that answered 5xx before (found by this fuzzer and by probing around what it found),
@@ -135,10 +176,18 @@ FOUND = [
     ("GET /api/v1/tasks", {"query": {"account": NUL}}, 400, "account"),
     ("GET /api/v1/tasks", {"query": {"assignee": NUL}}, 400, "assignee"),
     ("GET /api/v1/tasks", {"query": {"offset": 2**63}}, 400, "offset"),
-    ("GET /api/v1/accounts/{account_id}/scores",
-     {"path_parameters": {"account_id": "acme"}, "query": {"since": "0001-01-01T00:00:00+01:00"}}, 400, "since"),
-    ("GET /api/v1/accounts/{account_id}/scores",
-     {"path_parameters": {"account_id": "acme"}, "query": {"until": "9999-12-31T23:59:59-01:00"}}, 400, "until"),
+    (
+        "GET /api/v1/accounts/{account_id}/scores",
+        {"path_parameters": {"account_id": "acme"}, "query": {"since": "0001-01-01T00:00:00+01:00"}},
+        400,
+        "since",
+    ),
+    (
+        "GET /api/v1/accounts/{account_id}/scores",
+        {"path_parameters": {"account_id": "acme"}, "query": {"until": "9999-12-31T23:59:59-01:00"}},
+        400,
+        "until",
+    ),
     ("POST /api/v1/tasks/{task_id}/complete", {"path_parameters": {"task_id": 2**31}, "body": {}}, 404, None),
     ("POST /api/v1/tasks/{task_id}/complete", {"path_parameters": {"task_id": 2**70}, "body": {}}, 404, None),
     ("POST /api/v1/tasks/{task_id}/complete", {"body": {"note": NUL}}, 400, "note"),
@@ -150,9 +199,15 @@ FOUND = [
     # Accepted (202) before, then never processed on PostgreSQL: the rollup's column is 32-bit.
     ("POST /api/v1/events", {"body": event(properties={"active_users": 2**31, "logins": 1})}, 400, "properties"),
     # Python's json reads 1e400 as inf (and NaN as nan), which JSONB refuses.
-    ("POST /api/v1/events", {"body": '{"id": "e", "account_id": "a", "type": "a.b", '
-                                     '"occurred_at": "2026-11-20T00:00:00Z", "properties": {"x": 1e400}}'},
-     400, "properties"),
+    (
+        "POST /api/v1/events",
+        {
+            "body": '{"id": "e", "account_id": "a", "type": "a.b", '
+            '"occurred_at": "2026-11-20T00:00:00Z", "properties": {"x": 1e400}}'
+        },
+        400,
+        "properties",
+    ),
 ]
 
 
@@ -165,8 +220,9 @@ def test_inputs_that_once_failed_are_answered_as_documented(api_schema, seeded, 
                 arguments = {**arguments, "path_parameters": {"task_id": seeded["task_id"][0]}}
             case = operation.Case(media_type="application/json" if method == "POST" else None, **arguments)
             if isinstance(case.body, str):  # JSON no encoder writes: sent as is, the answer checked the same
-                raw = client.post(case.formatted_path, data=case.body,
-                                  headers={**AUTH, "Content-Type": "application/json"})
+                raw = client.post(
+                    case.formatted_path, data=case.body, headers={**AUTH, "Content-Type": "application/json"}
+                )
                 case.validate_response(raw, checks=CHECKS)
                 status_code, body = raw.status_code, raw.get_json()
             else:
@@ -184,7 +240,8 @@ def test_a_batch_sent_twice_counts_duplicates_as_documented(api_schema, subtests
     for expected in ({"accepted": 2, "duplicates": 1}, {"accepted": 0, "duplicates": 3}):
         with subtests.test(msg=str(expected)):
             response = operation.Case(body=batch, media_type="application/json").call_and_validate(
-                headers=AUTH, checks=CHECKS)
+                headers=AUTH, checks=CHECKS
+            )
             assert response.status_code == 202 and response.json() == expected
 
 

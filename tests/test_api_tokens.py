@@ -1,5 +1,6 @@
 """Personal API tokens: made, listed and revoked with `flask users ...`, stored as a hash, and
 scoped as their person is in the admin (a CSM their own work, a manager their team's)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +14,16 @@ from app.models import ApiToken, AuditEntry, Event, HealthChange, Task, User
 from app.models.types import utcnow
 from tests.conftest import TEST_TOKEN
 from tests.test_admin import (  # noqa: F401  (web: a fixture)
-    ANA, BEN, MO, NOW, OPS, account, add, task, team, web,
+    ANA,
+    BEN,
+    MO,
+    NOW,
+    OPS,
+    account,
+    add,
+    task,
+    team,
+    web,
 )
 
 TOKEN_LINE = re.compile(r"^trg_[A-Za-z0-9_-]{43}$")
@@ -135,8 +145,9 @@ def test_last_used_at_is_noted_at_most_once_a_minute(app, web, db):
     assert db.session.get(ApiToken, row.id).last_used_at == first
 
     # Once the noted use is older than a minute, the next call notes it again.
-    db.session.execute(text("UPDATE api_tokens SET last_used_at = :at"),
-                       {"at": (first - timedelta(minutes=5)).replace(tzinfo=None)})
+    db.session.execute(
+        text("UPDATE api_tokens SET last_used_at = :at"), {"at": (first - timedelta(minutes=5)).replace(tzinfo=None)}
+    )
     db.session.commit()
     assert web().get("/api/v1/accounts/acme", headers=bearer(token)).status_code == 200
     db.session.expire_all()
@@ -171,7 +182,11 @@ def test_a_csm_token_lists_only_their_own_tasks(app, web, db):
     assert empty.get_json() == [] and empty.headers["X-Total-Count"] == "0"
     # The service token still sees everything (CONTRACT section 5).
     assert titles(web().get("/api/v1/tasks", headers=SERVICE)) == [
-        "Ana in capitals", "Ana's plan", "Ben's plan", "Mo's plan"]
+        "Ana in capitals",
+        "Ana's plan",
+        "Ben's plan",
+        "Mo's plan",
+    ]
 
 
 def test_a_manager_token_sees_the_team_and_ops_see_all(app, web, db):
@@ -181,7 +196,10 @@ def test_a_manager_token_sees_the_team_and_ops_see_all(app, web, db):
     assert web().get("/api/v1/accounts/acme", headers=bearer(mo)).status_code == 200
     assert web().get("/api/v1/accounts/globex", headers=bearer(mo)).status_code == 404
     assert titles(web().get("/api/v1/tasks", headers=bearer(make_token(app, OPS)))) == [
-        "Ana's plan", "Ben's plan", "Mo's plan"]
+        "Ana's plan",
+        "Ben's plan",
+        "Mo's plan",
+    ]
 
 
 def test_another_teams_account_answers_404_like_a_missing_one(app, web, db):
@@ -210,8 +228,9 @@ def test_completing_another_csms_task_is_404_and_changes_nothing(app, web, db):
     assert db.session.get(Task, tasks["ben"].id).status == "open"
     assert db.session.query(AuditEntry).count() == 1  # the token's creation only
 
-    mine = web().post(f"/api/v1/tasks/{tasks['ana'].id}/complete", json={"outcome": "done", "note": "called"},
-                      headers=bearer(token))
+    mine = web().post(
+        f"/api/v1/tasks/{tasks['ana'].id}/complete", json={"outcome": "done", "note": "called"}, headers=bearer(token)
+    )
     assert mine.status_code == 200 and mine.get_json()["status"] == "done"
     db.session.expire_all()
     assert db.session.get(Task, tasks["ana"].id).completed_by == ANA  # the person, not "api"
@@ -221,8 +240,13 @@ def test_completing_another_csms_task_is_404_and_changes_nothing(app, web, db):
 def test_events_take_service_tokens_only_and_the_openapi_document_any_token(app, web, db):
     portfolio(db)
     token = make_token(app, OPS)  # even CS ops: a person's token does not feed the pipeline
-    event = {"id": "evt-1", "account_id": "acme", "type": "usage.daily", "occurred_at": "2026-11-20T00:00:00Z",
-             "properties": {"active_users": 4, "logins": 9}}
+    event = {
+        "id": "evt-1",
+        "account_id": "acme",
+        "type": "usage.daily",
+        "occurred_at": "2026-11-20T00:00:00Z",
+        "properties": {"active_users": 4, "logins": 9},
+    }
     refused = web().post("/api/v1/events", json=[event], headers=bearer(token))
     assert refused.status_code == 403 and set(refused.get_json()) == {"error"}
     assert db.session.query(Event).count() == 0

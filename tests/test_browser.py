@@ -4,6 +4,7 @@ against the app served on a free port, on the test database and Redis.
 Skipped, with the reason, only when /usr/bin/chromium is missing (`apt-get install -y chromium`;
 never `playwright install`).
 """
+
 from __future__ import annotations
 
 import os
@@ -16,11 +17,19 @@ from app.models import Task
 from tests.test_admin import ANA, BEN, MO, NOW, PASSWORD, account, task, team
 
 CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason=f"{CHROMIUM} is missing: apt-get install -y chromium")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing: apt-get install -y chromium"
+)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +113,11 @@ def test_a_csm_works_a_task_to_done_snoozes_another_and_a_manager_sees_the_dashb
     db.session.expire_all()
     first, second = db.session.get(Task, done.id), db.session.get(Task, later.id)
     assert (first.status, first.outcome, first.note, first.completed_by) == (
-        "done", "reached", "Spoke to Jane, plan agreed", ANA)
+        "done",
+        "reached",
+        "Spoke to Jane, plan agreed",
+        ANA,
+    )
     assert (second.status, second.snooze_reason) == ("snoozed", "Customer on holiday")
     _release(db)
 
@@ -149,8 +162,17 @@ def test_script_in_an_account_name_and_a_task_note_is_shown_as_text(db, page_for
     team(db)
     evil = "<script>window.__pwned = 1</script><img src=x onerror=alert(1)>"
     account(db, "acme", ANA, name=f"Evil {evil} Corp")
-    closed = task(db, "acme", ANA, "Done already", status="done", outcome="done", note=f"Note {evil}",
-                  completed_by=ANA, completed_at=NOW)
+    closed = task(
+        db,
+        "acme",
+        ANA,
+        "Done already",
+        status="done",
+        outcome="done",
+        note=f"Note {evil}",
+        completed_by=ANA,
+        completed_at=NOW,
+    )
     task(db, "acme", ANA, f"Open {evil}")
     _release(db)
     page = page_for(ANA)

@@ -12,12 +12,13 @@ stayed literal, and the hostile text is visible as text where it belongs.
 Rule-firing facts, the mail log and watch-list reasons get hostile strings too (checked in
 the database) though no admin page shows them yet: a page that does will be crawled.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
@@ -101,17 +102,27 @@ def fail_loudly(text):
 
 
 def _people(db):
-    for email, role, manager, name in ((MO, "manager", None, "Mo"), (ANA, "csm", MO, CSM_NAME),
-                                       (ADMIN, "admin", None, "Root")):
+    for email, role, manager, name in (
+        (MO, "manager", None, "Mo"),
+        (ANA, "csm", MO, CSM_NAME),
+        (ADMIN, "admin", None, "Root"),
+    ):
         user = User(email=email, name=name, role=role, manager_email=manager)
         user.set_password(PASSWORD)
         add(db, user)
 
 
 def _webhooks(post_webhook):
-    account = {"name": NAME, "segment": SEGMENT, "plan": PLAN, "lifecycle_stage": STAGE, "csm": ANA, "manager": MO,
-               "customer_since": "2025-01-01",
-               "contacts": [{"name": CONTACT, "email": "jane@acme.example", "role": CONTACT_ROLE}]}
+    account = {
+        "name": NAME,
+        "segment": SEGMENT,
+        "plan": PLAN,
+        "lifecycle_stage": STAGE,
+        "csm": ANA,
+        "manager": MO,
+        "customer_since": "2025-01-01",
+        "contacts": [{"name": CONTACT, "email": "jane@acme.example", "role": CONTACT_ROLE}],
+    }
     body = health_webhook("acme", "red", occurred_at=_stamp(2))
     body["account"].update(account)
     body["health"].update(reason=REASON, changed_by=CHANGED_BY)
@@ -123,19 +134,39 @@ def _webhooks(post_webhook):
 
 
 def _stamp(days_ago: float) -> str:
-    return (datetime.now(timezone.utc) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _events(client, auth):
     events = [
-        {"id": "feature-1", "account_id": "acme", "type": "usage.feature_used", "occurred_at": _stamp(1),
-         "properties": {"feature": FEATURE, "user_id": "u1"}},
-        {"id": "daily-1", "account_id": "acme", "type": "usage.daily", "occurred_at": _stamp(1),
-         "properties": {"active_users": 3, "logins": 5, "features": {DAILY_FEATURE: 2}}},
-        {"id": "ticket-1", "account_id": "acme", "type": "support.ticket", "occurred_at": _stamp(1),
-         "properties": {"severity": "high", "subject": SUBJECT, "body": BODY}},
-        {"id": EXTERNAL_ID, "account_id": "acme", "type": "billing.invoice_overdue", "occurred_at": _stamp(1),
-         "properties": {"note": PROPERTY, "link": "javascript:window.__xss=1", "nested": {PROPERTY: [PROPERTY]}}},
+        {
+            "id": "feature-1",
+            "account_id": "acme",
+            "type": "usage.feature_used",
+            "occurred_at": _stamp(1),
+            "properties": {"feature": FEATURE, "user_id": "u1"},
+        },
+        {
+            "id": "daily-1",
+            "account_id": "acme",
+            "type": "usage.daily",
+            "occurred_at": _stamp(1),
+            "properties": {"active_users": 3, "logins": 5, "features": {DAILY_FEATURE: 2}},
+        },
+        {
+            "id": "ticket-1",
+            "account_id": "acme",
+            "type": "support.ticket",
+            "occurred_at": _stamp(1),
+            "properties": {"severity": "high", "subject": SUBJECT, "body": BODY},
+        },
+        {
+            "id": EXTERNAL_ID,
+            "account_id": "acme",
+            "type": "billing.invoice_overdue",
+            "occurred_at": _stamp(1),
+            "properties": {"note": PROPERTY, "link": "javascript:window.__xss=1", "nested": {PROPERTY: [PROPERTY]}},
+        },
     ]
     response = client.post("/api/v1/events", json=events, headers=auth)
     assert response.status_code == 202, response.get_json()
@@ -147,17 +178,24 @@ def _operations(db):
     from rq import SimpleWorker
 
     from app import audit
+    from app.jobs import MAINTENANCE, queue
     from app.matching.enforcer import pause
     from app.redis_conn import get_redis
-    from app.jobs import MAINTENANCE, queue
 
-    audit.record(AUDIT_ACTOR, "account.noted", "account", ACCOUNT_ID, summary=AUDIT_SUMMARY,
-                 details={"why": AUDIT_DETAIL, AUDIT_DETAIL: [1]})
+    audit.record(
+        AUDIT_ACTOR,
+        "account.noted",
+        "account",
+        ACCOUNT_ID,
+        summary=AUDIT_SUMMARY,
+        details={"why": AUDIT_DETAIL, AUDIT_DETAIL: [1]},
+    )
     audit.record(AUDIT_ACTOR, "thing.noted", "thing", AUDIT_OBJECT, summary=AUDIT_SUMMARY)
     pause("red-action-plan", PAUSED)
     db.session.add(WatchListEntry(list_name="usage-decline", account_id="acme", reason=WATCH))
-    run = db.session.scalars(select(PlaybookRun).where(PlaybookRun.account_id == "acme",
-                                                       PlaybookRun.playbook == "red-action-plan")).one()
+    run = db.session.scalars(
+        select(PlaybookRun).where(PlaybookRun.account_id == "acme", PlaybookRun.playbook == "red-action-plan")
+    ).one()
     run.status_note, run.steps[0].error = RUN_NOTE, STEP_ERROR
     db.session.scalars(select(Event).where(Event.external_id == EXTERNAL_ID)).one().error = EVENT_ERROR
     db.session.commit()
@@ -169,7 +207,12 @@ def _assert_seeded(db):
     """The hostile strings reached the places the pages read (or the test proves nothing)."""
     acme = db.session.get(Account, "acme")
     assert (acme.name, acme.segment, acme.plan, acme.lifecycle_stage, acme.health_reason) == (
-        NAME, SEGMENT, PLAN, STAGE, REASON)
+        NAME,
+        SEGMENT,
+        PLAN,
+        STAGE,
+        REASON,
+    )
     titles = db.session.scalars(select(Task.title).where(Task.account_id == "acme")).all()
     assert any(NAME in t for t in titles) and any(FEATURE in t for t in titles), titles
     assert any(DAILY_FEATURE in t for t in titles), titles
@@ -293,8 +336,9 @@ def test_markdown_keeps_data_out_of_its_own_markup():
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing: apt-get install -y chromium")
-def test_hostile_strings_are_shown_as_text_on_every_admin_page(db, client, auth, post_webhook, run_jobs,
-                                                               browser, server):  # noqa: F811
+def test_hostile_strings_are_shown_as_text_on_every_admin_page(
+    db, client, auth, post_webhook, run_jobs, browser, server
+):  # noqa: F811
     _people(db)
     _webhooks(post_webhook)
     run_jobs()
@@ -303,8 +347,9 @@ def test_hostile_strings_are_shown_as_text_on_every_admin_page(db, client, auth,
     _operations(db)
     _assert_seeded(db)
     red_task = db.session.scalars(select(Task).where(Task.assignee == ANA, Task.title.like("Action plan%"))).one()
-    review = db.session.scalars(select(Task).where(Task.assignee == ANA,
-                                                   Task.title.contains(FEATURE, autoescape=True))).one()
+    review = db.session.scalars(
+        select(Task).where(Task.assignee == ANA, Task.title.contains(FEATURE, autoescape=True))
+    ).one()
     db.session.commit()  # end this session's read, so the server thread may write (SQLite)
 
     ana = Visitor(browser, server, ANA)
@@ -332,11 +377,36 @@ def test_hostile_strings_are_shown_as_text_on_every_admin_page(db, client, auth,
         _shows(ana.open(f"/admin/account/?search={quote(NAME[:40])}&flt0_segment_equals={quote(SEGMENT)}"), NAME)
 
         _shows(ana.text_of("/admin/task/"), red_task.title, CSM_NAME)
-        _shows(ana.text_of(f"/admin/task/{red_task.id}"), red_task.title, NAME, SEGMENT, PLAN, STAGE, REASON,
-               CONTACT, CONTACT_ROLE, COMMENT, SNOOZE, RUN_NOTE, STEP_ERROR)
+        _shows(
+            ana.text_of(f"/admin/task/{red_task.id}"),
+            red_task.title,
+            NAME,
+            SEGMENT,
+            PLAN,
+            STAGE,
+            REASON,
+            CONTACT,
+            CONTACT_ROLE,
+            COMMENT,
+            SNOOZE,
+            RUN_NOTE,
+            STEP_ERROR,
+        )
         _shows(ana.text_of(f"/admin/task/{review.id}"), review.title, NOTE, FEATURE)
-        _shows(ana.text_of("/admin/account/acme"), NAME, SEGMENT, PLAN, STAGE, REASON, CHANGED_BY, CONTACT,
-               red_task.title, review.title, RUN_NOTE, STEP_ERROR)
+        _shows(
+            ana.text_of("/admin/account/acme"),
+            NAME,
+            SEGMENT,
+            PLAN,
+            STAGE,
+            REASON,
+            CHANGED_BY,
+            CONTACT,
+            red_task.title,
+            review.title,
+            RUN_NOTE,
+            STEP_ERROR,
+        )
         assert not any(key.startswith(("/admin/audit", "/admin/queues", "/admin/event")) for key in ana.texts)
     finally:
         ana.close()
@@ -352,23 +422,54 @@ def test_hostile_strings_are_shown_as_text_on_every_admin_page(db, client, auth,
         db.session.commit()  # end the read again (SQLite)
         _shows(root.open(f"/admin/event/details/?id={event_id}&url={quote('javascript:window.__xss=1')}"), EVENT_ERROR)
         pages = root.texts
-        assert {"/admin/task/", "/admin/account/", "/admin/dashboard/", "/admin/rules/", "/admin/queues/",
-                "/admin/audit/", "/admin/event/", "/admin/playbookrun/"} <= set(pages), sorted(pages)
+        assert {
+            "/admin/task/",
+            "/admin/account/",
+            "/admin/dashboard/",
+            "/admin/rules/",
+            "/admin/queues/",
+            "/admin/audit/",
+            "/admin/event/",
+            "/admin/playbookrun/",
+        } <= set(pages), sorted(pages)
         # The charts cut labels short (charts._short): a plan, segment and stage as the bars name them.
         _shows(root.text_of("/admin/dashboard/"), CSM_NAME, OTHER_CSM, *(v[:17] + "…" for v in (SEGMENT, PLAN, STAGE)))
         _shows(root.text_of("/admin/account/"), NAME, SEGMENT, PLAN, ACCOUNT_ID)
         _shows(root.text_of("/admin/account/.+"), ACCOUNT_ID, OTHER_CSM)
         _shows(root.text_of("/admin/task/"), NAME, DAILY_FEATURE, ACCOUNT_ID)
         _shows(root.text_of(r"/admin/task/\d+"), COMMENT, SNOOZE, NOTE)
-        _shows(root.text_of("/admin/audit/"), AUDIT_ACTOR, AUDIT_SUMMARY, AUDIT_OBJECT, ACCOUNT_ID,
-               _json_text(AUDIT_DETAIL), _json_text(SNOOZE), _json_text(NOTE), red_task.title)
+        _shows(
+            root.text_of("/admin/audit/"),
+            AUDIT_ACTOR,
+            AUDIT_SUMMARY,
+            AUDIT_OBJECT,
+            ACCOUNT_ID,
+            _json_text(AUDIT_DETAIL),
+            _json_text(SNOOZE),
+            _json_text(NOTE),
+            red_task.title,
+        )
         _shows(root.text_of("/admin/rules/"), PAUSED)
         _shows(root.text_of("/admin/queues/"), JOB)
-        _shows(root.text_of(r"/admin/event/details/\?id=\d+.*"), _json_text(FEATURE), _json_text(DAILY_FEATURE),
-               _json_text(SUBJECT), _json_text(BODY), _json_text(PROPERTY), EXTERNAL_ID, _json_text(NAME),
-               _json_text(REASON), EVENT_ERROR)
+        _shows(
+            root.text_of(r"/admin/event/details/\?id=\d+.*"),
+            _json_text(FEATURE),
+            _json_text(DAILY_FEATURE),
+            _json_text(SUBJECT),
+            _json_text(BODY),
+            _json_text(PROPERTY),
+            EXTERNAL_ID,
+            _json_text(NAME),
+            _json_text(REASON),
+            EVENT_ERROR,
+        )
         _shows(root.text_of("/admin/event/"), EVENT_ERROR)
-        _shows(root.text_of(r"/admin/playbookrun/details/\?id=\d+.*"), _json_text(FEATURE),
-               _json_text(DAILY_FEATURE), RUN_NOTE, STEP_ERROR)
+        _shows(
+            root.text_of(r"/admin/playbookrun/details/\?id=\d+.*"),
+            _json_text(FEATURE),
+            _json_text(DAILY_FEATURE),
+            RUN_NOTE,
+            STEP_ERROR,
+        )
     finally:
         root.close()

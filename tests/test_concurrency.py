@@ -1,4 +1,5 @@
 """Concurrent deliveries of the same thing store it once and process it once."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,16 @@ def test_the_same_webhook_five_times_at_once_is_one_event_and_one_run(app, db, r
 
 
 def test_overlapping_event_batches_at_once_store_each_event_once(app, db, auth, run_jobs):
-    events = [{"id": f"e{i}", "account_id": f"a{i % 7}", "type": "billing.invoice_overdue",
-               "occurred_at": "2026-11-20T00:00:00Z", "properties": {"days": i}} for i in range(300)]
+    events = [
+        {
+            "id": f"e{i}",
+            "account_id": f"a{i % 7}",
+            "type": "billing.invoice_overdue",
+            "occurred_at": "2026-11-20T00:00:00Z",
+            "properties": {"days": i},
+        }
+        for i in range(300)
+    ]
     batches = [events[0:200], events[100:300], events[50:250]]
     lock = threading.Lock()
 

@@ -1,4 +1,5 @@
 """HubSpot and Salesforce deliveries, built the way those vendors document them (CONTRACT 2b)."""
+
 from __future__ import annotations
 
 import json
@@ -22,18 +23,32 @@ def adapters(app):
     app.config.update(saved)
 
 
-def hubspot_event(object_id=1234, value="Red", event_id=100, prop="health_status", kind="company.propertyChange",
-                  occurred_at=None):
-    return {"eventId": event_id, "subscriptionId": 4711, "portalId": 62515, "appId": 1160452,
-            "occurredAt": occurred_at or int(time.time() * 1000), "subscriptionType": kind, "attemptNumber": 0,
-            "objectId": object_id, "propertyName": prop, "propertyValue": value, "changeSource": "CRM_UI"}
+def hubspot_event(
+    object_id=1234, value="Red", event_id=100, prop="health_status", kind="company.propertyChange", occurred_at=None
+):
+    return {
+        "eventId": event_id,
+        "subscriptionId": 4711,
+        "portalId": 62515,
+        "appId": 1160452,
+        "occurredAt": occurred_at or int(time.time() * 1000),
+        "subscriptionType": kind,
+        "attemptNumber": 0,
+        "objectId": object_id,
+        "propertyName": prop,
+        "propertyValue": value,
+        "changeSource": "CRM_UI",
+    }
 
 
 def post_hubspot(client, events, secret=HUBSPOT_SECRET, timestamp=None, url="http://localhost/webhooks/hubspot"):
     body = json.dumps(events).encode()
     timestamp = str(timestamp or int(time.time() * 1000))
-    headers = {"Content-Type": "application/json", "X-HubSpot-Request-Timestamp": timestamp,
-               "X-HubSpot-Signature-v3": signature_v3(secret, "POST", url, body, timestamp)}
+    headers = {
+        "Content-Type": "application/json",
+        "X-HubSpot-Request-Timestamp": timestamp,
+        "X-HubSpot-Signature-v3": signature_v3(secret, "POST", url, body, timestamp),
+    }
     return client.post("/webhooks/hubspot", data=body, headers=headers)
 
 
@@ -42,8 +57,10 @@ def count(db, model):
 
 
 def test_hubspot_health_property_change_becomes_a_status_change_and_playbook(client, db, adapters, run_jobs):
-    response = post_hubspot(client, [hubspot_event(value="Red"),
-                                     hubspot_event(object_id=99, kind="contact.creation", prop=None, value=None)])
+    response = post_hubspot(
+        client,
+        [hubspot_event(value="Red"), hubspot_event(object_id=99, kind="contact.creation", prop=None, value=None)],
+    )
     assert response.status_code == 202
     assert response.get_json() == {"accepted": 2, "duplicates": 0}
     run_jobs()
@@ -81,7 +98,8 @@ def test_hubspot_unknown_status_is_400_naming_the_allowed_ones(client, db, adapt
 
 
 def outbound_message(notifications, org_id=ORG_ID):
-    items = "".join(f"""
+    items = "".join(
+        f"""
    <Notification>
     <Id>{nid}</Id>
     <sObject xsi:type="sf:Account" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
@@ -90,7 +108,9 @@ def outbound_message(notifications, org_id=ORG_ID):
      <sf:LastModifiedDate>2026-11-20T10:00:00.000Z</sf:LastModifiedDate>
      <sf:Name>Acme GmbH</sf:Name>
     </sObject>
-   </Notification>""" for nid, account, status in notifications)
+   </Notification>"""
+        for nid, account, status in notifications
+    )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
  xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
@@ -111,8 +131,9 @@ def post_salesforce(client, body):
 
 
 def test_salesforce_outbound_message_is_acked_and_processed(client, db, adapters, run_jobs):
-    body = outbound_message([("04l5e000000N1AAA", "0015e00000AcmeAAA", "Black"),
-                             ("04l5e000000N2AAA", "0015e00000BetaAAA", "green")])
+    body = outbound_message(
+        [("04l5e000000N1AAA", "0015e00000AcmeAAA", "Black"), ("04l5e000000N2AAA", "0015e00000BetaAAA", "green")]
+    )
     response = post_salesforce(client, body)
     assert response.status_code == 200
     assert response.mimetype == "text/xml"
@@ -133,8 +154,14 @@ def test_salesforce_refuses_other_orgs_bad_xml_and_dtds(client, db, app, adapter
     bomb = b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><lolz>&lol;</lolz>'
     assert post_salesforce(client, bomb).status_code == 400
     assert post_salesforce(client, outbound_message([("n1", "a1", "purple")])).status_code == 400
-    assert client.post("/webhooks/salesforce", data=outbound_message([("n1", "a1", "red")]),
-                       headers={"Content-Type": "application/json"}).status_code == 415
+    assert (
+        client.post(
+            "/webhooks/salesforce",
+            data=outbound_message([("n1", "a1", "red")]),
+            headers={"Content-Type": "application/json"},
+        ).status_code
+        == 415
+    )
     app.config["SALESFORCE_ORG_ID"] = None
     assert post_salesforce(client, outbound_message([("n1", "a1", "red")])).status_code == 401
     assert count(db, Event) == 0

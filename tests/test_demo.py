@@ -1,4 +1,5 @@
 """The demo portfolio `make run` loads goes through the real pipeline and fills every page."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -31,11 +32,21 @@ def test_every_account_that_turned_red_has_the_action_plan_of_that_change(db, ap
     assert red
     for account in red:
         previous = db.session.execute(
-            select(HealthChange.previous).where(HealthChange.account_id == account.id,
-                                                HealthChange.at == account.health_since)).scalar_one()
+            select(HealthChange.previous).where(
+                HealthChange.account_id == account.id, HealthChange.at == account.health_since
+            )
+        ).scalar_one()
         if previous == "red":
             continue  # the same status again is no change: no new plan
-        plans = db.session.execute(select(PlaybookRun).where(
-            PlaybookRun.account_id == account.id, PlaybookRun.playbook == "red-action-plan",
-            PlaybookRun.triggered_at == account.health_since)).scalars().all()
+        plans = (
+            db.session.execute(
+                select(PlaybookRun).where(
+                    PlaybookRun.account_id == account.id,
+                    PlaybookRun.playbook == "red-action-plan",
+                    PlaybookRun.triggered_at == account.health_since,
+                )
+            )
+            .scalars()
+            .all()
+        )
         assert len(plans) == 1, account.id

@@ -1,4 +1,5 @@
 """POST /api/v1/events (CONTRACT.md sections 3 and 4), on the real database, Redis and RQ."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,13 @@ from tests.conftest import unprocessed
 
 
 def event(id="evt-1", account_id="acme", type="usage.daily", occurred_at="2026-11-20T00:00:00Z", **properties):
-    return {"id": id, "account_id": account_id, "type": type, "occurred_at": occurred_at,
-            "properties": properties or {"active_users": 41, "logins": 97, "features": {"reporting": 3}}}
+    return {
+        "id": id,
+        "account_id": account_id,
+        "type": type,
+        "occurred_at": occurred_at,
+        "properties": properties or {"active_users": 41, "logins": 97, "features": {"reporting": 3}},
+    }
 
 
 def post(client, auth, body, content_type="application/json"):
@@ -100,18 +106,43 @@ def test_auth_size_type_and_json_errors(client, db, auth):
     assert post(client, auth, b"[{").status_code == 400
     assert post(client, auth, []).status_code == 400
     assert post(client, auth, [event(id=f"e{i}") for i in range(1001)]).status_code == 400
-    huge = [event(id=f"h{i}", type="support.ticket", severity="low", subject="x" * 900, body="y" * 1000)
-            for i in range(600)]
+    huge = [
+        event(id=f"h{i}", type="support.ticket", severity="low", subject="x" * 900, body="y" * 1000) for i in range(600)
+    ]
     assert post(client, auth, huge).status_code == 413
     assert count(db, Event) == 0
 
 
 def test_late_events_update_the_rollup_of_their_day(client, db, auth, run_jobs):
-    post(client, auth, [event(id="t1", type="support.ticket", occurred_at="2026-11-20T09:00:00Z", severity="high",
-                              subject="Export fails again", body="We are really frustrated")])
+    post(
+        client,
+        auth,
+        [
+            event(
+                id="t1",
+                type="support.ticket",
+                occurred_at="2026-11-20T09:00:00Z",
+                severity="high",
+                subject="Export fails again",
+                body="We are really frustrated",
+            )
+        ],
+    )
     run_jobs()
-    post(client, auth, [event(id="t0", type="support.ticket", occurred_at="2026-11-20T08:00:00Z", severity="low",
-                              subject="Question", body="How do I add a user? Thanks, love the product")])
+    post(
+        client,
+        auth,
+        [
+            event(
+                id="t0",
+                type="support.ticket",
+                occurred_at="2026-11-20T08:00:00Z",
+                severity="low",
+                subject="Question",
+                body="How do I add a user? Thanks, love the product",
+            )
+        ],
+    )
     run_jobs()
     day = db.session.execute(select(DailyUsage)).scalar_one()
     assert (day.tickets, day.tickets_high, day.sentiment_count) == (2, 1, 2)

@@ -1,4 +1,5 @@
 """The Alembic history: one head, and nothing in the models that no migration creates."""
+
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata

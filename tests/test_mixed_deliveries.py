@@ -17,13 +17,14 @@ a clear message instead of as a puzzling mismatch here. The stream stays under t
 and away from rounding edges, so the model stays simple; it does not predict score bands (their
 internal events are only checked to be processed).
 """
+
 from __future__ import annotations
 
 import json
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from statistics import fmean
 
 import pytest
@@ -38,7 +39,7 @@ from tests.conftest import ROOT, TEST_SECRET, TEST_TOKEN, signed_headers, unproc
 
 SEED = 20261125
 ACCOUNTS, DAYS = 160, 42
-START = datetime(2026, 8, 1, tzinfo=timezone.utc)
+START = datetime(2026, 8, 1, tzinfo=UTC)
 VALID_CRM, VALID_API, DUPLICATES, INVALID = 1_000, 8_000, 500, 500  # 10,000 deliveries
 CHUNK = 1_000  # deliveries posted between worker runs: many duplicates arrive after their original was processed
 STATUSES = ("green", "yellow", "red", "black")
@@ -47,19 +48,38 @@ FEATURES = ("reporting", "export", "api", "glossary", "workflows")
 OTHER_SECRET = "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"
 
 # --- what the model assumes about rules/*.yml and playbooks/*.yml (pinned by the first test) ---
-HEALTH_RULES = {"green": "green-advocate", "yellow": "yellow-find-out-why", "red": "red-action-plan",
-                "black": "black-save-attempt"}  # rule name == playbook name
-CLOSES_ON = {"red-action-plan": {"green"}, "green-advocate": {"red", "black"}, "yellow-find-out-why": {"green"},
-             "black-save-attempt": {"green", "yellow"}, "usage-decline": {"black"}}
+HEALTH_RULES = {
+    "green": "green-advocate",
+    "yellow": "yellow-find-out-why",
+    "red": "red-action-plan",
+    "black": "black-save-attempt",
+}  # rule name == playbook name
+CLOSES_ON = {
+    "red-action-plan": {"green"},
+    "green-advocate": {"red", "black"},
+    "yellow-find-out-why": {"green"},
+    "black-save-attempt": {"green", "yellow"},
+    "usage-decline": {"black"},
+}
 DECLINE_STAGES = {"onboarding", "adoption", "expansion", "renewal"}
 REPORTING_SEGMENTS, REPORTING_STAGES = {"enterprise", "mid-market"}, {"adoption", "expansion", "renewal"}
 # rule: (playbook, throttle window in days, brake per hour); throttles group by account (and feature)
-USAGE_RULES = {"usage-decline": ("usage-decline", 30, 50), "new-users-training": ("new-users-training", 30, 50),
-               "low-reporting-use": ("executive-sponsor-review", 90, 50),
-               "feature-adoption": ("feature-adoption", 365, 100)}
+USAGE_RULES = {
+    "usage-decline": ("usage-decline", 30, 50),
+    "new-users-training": ("new-users-training", 30, 50),
+    "low-reporting-use": ("executive-sponsor-review", 90, 50),
+    "feature-adoption": ("feature-adoption", 365, 100),
+}
 CONCURRENT = {"feature-adoption"}
-USAGE_TYPES = {"usage.daily", "usage.feature_used", "users.added", "seats.changed", "feedback.nps",
-               "feedback.happiness", "support.ticket"}  # CONTRACT 3: the defined types, which feed the rollups
+USAGE_TYPES = {
+    "usage.daily",
+    "usage.feature_used",
+    "users.added",
+    "seats.changed",
+    "feedback.nps",
+    "feedback.happiness",
+    "support.ticket",
+}  # CONTRACT 3: the defined types, which feed the rollups
 MIN_BASELINE_DAYS = 7  # app/signals/metrics.py: a change in active users needs 7 days of data before the window
 
 
@@ -84,8 +104,9 @@ def test_the_model_follows_the_rule_and_playbook_files():
     assert set(rules["usage-decline"]["scope"]["lifecycle_stages"]) == DECLINE_STAGES
     assert rules["new-users-training"]["if"] == "metrics.new_users_30d >= 10"
     assert rules["feature-adoption"]["on"] == "usage.feature_first_used"
-    assert rules["low-reporting-use"]["if"] == ("not event.properties.features.reporting > 0 and "
-                                                "metrics.logins_30d >= 20 and account.days_as_customer >= 60")
+    assert rules["low-reporting-use"]["if"] == (
+        "not event.properties.features.reporting > 0 and metrics.logins_30d >= 20 and account.days_as_customer >= 60"
+    )
     scope = rules["low-reporting-use"]["scope"]
     assert (set(scope["segments"]), set(scope["lifecycle_stages"])) == (REPORTING_SEGMENTS, REPORTING_STAGES)
     assert {n: set(p["close_when"]["health"]) for n, p in playbooks.items() if "close_when" in p} == CLOSES_ON
@@ -96,9 +117,15 @@ def test_the_model_follows_the_rule_and_playbook_files():
 def test_an_id_repeated_in_a_batch_is_applied_at_its_first_place(client, db, run_jobs):
     """Found by the stream below: the events API must apply a batch in order of arrival, and a
     repeated id must not move its event to the place of the repetition."""
+
     def usage(key, day):
-        return {"id": key, "account_id": "acme", "type": "users.added",
-                "occurred_at": f"2026-08-{day:02d}T00:00:00Z", "properties": {"count": 1}}
+        return {
+            "id": key,
+            "account_id": "acme",
+            "type": "users.added",
+            "occurred_at": f"2026-08-{day:02d}T00:00:00Z",
+            "properties": {"count": 1},
+        }
 
     batch = [usage("first", 1), usage("second", 2), usage("first", 1)]
     response = client.post("/api/v1/events", json=batch, headers={"Authorization": f"Bearer {TEST_TOKEN}"})
@@ -109,6 +136,7 @@ def test_an_id_repeated_in_a_batch_is_applied_at_its_first_place(client, db, run
 
 
 # --- the stream -----------------------------------------------------------------------------
+
 
 @dataclass
 class Delivery:
@@ -137,16 +165,28 @@ def iso(at: datetime) -> str:
 def make_profiles(rng):
     profiles = []
     for i in range(ACCOUNTS):
-        facts = {"id": f"mix-{i:03d}", "name": f"Customer {i:03d}", "segment": rng.choice(SEGMENTS),
-                 "lifecycle_stage": rng.choice(STAGES), "plan": rng.choice(["standard", "premier"]),
-                 "csm": f"csm{i % 7}@vendor.example", "manager": f"manager{i % 3}@vendor.example",
-                 "contacts": [{"name": f"Contact {i}", "email": f"contact@customer{i}.example", "role": "user"}]}
+        facts = {
+            "id": f"mix-{i:03d}",
+            "name": f"Customer {i:03d}",
+            "segment": rng.choice(SEGMENTS),
+            "lifecycle_stage": rng.choice(STAGES),
+            "plan": rng.choice(["standard", "premier"]),
+            "csm": f"csm{i % 7}@vendor.example",
+            "manager": f"manager{i % 3}@vendor.example",
+            "contacts": [{"name": f"Contact {i}", "email": f"contact@customer{i}.example", "role": "user"}],
+        }
         since = rng.choice([None, None, "2025-03-01", "2026-06-20"])  # the last one turns 60 days old mid-stream
         if since:
             facts["customer_since"] = since
-        profiles.append({"facts": facts, "declining": rng.random() < 0.12, "base": rng.randint(20, 150),
-                         "features": tuple(rng.sample(FEATURES, rng.randint(1, 3))) if rng.random() < 0.2 else (),
-                         "adds_users": rng.random() < 0.25})
+        profiles.append(
+            {
+                "facts": facts,
+                "declining": rng.random() < 0.12,
+                "base": rng.randint(20, 150),
+                "features": tuple(rng.sample(FEATURES, rng.randint(1, 3))) if rng.random() < 0.2 else (),
+                "adds_users": rng.random() < 0.25,
+            }
+        )
     return profiles
 
 
@@ -162,12 +202,19 @@ def crm_events(rng, profiles):
         for minute in sorted(rng.sample(range(DAYS * 1440), counts[p["facts"]["id"]])):
             repeat = status is not None and rng.random() < 0.2  # the same status again: a new reason only
             status = status if repeat else rng.choice([s for s in STATUSES if s != status])
-            health = {"to": status.upper() if rng.random() < 0.1 else status, "reason": f"reason {minute}",
-                      "changed_by": p["facts"]["csm"]}
+            health = {
+                "to": status.upper() if rng.random() < 0.1 else status,
+                "reason": f"reason {minute}",
+                "changed_by": p["facts"]["csm"],
+            }
             if rng.random() < 0.3:
                 health["from"] = rng.choice(STATUSES)  # what the CRM believed: recorded, not trusted
-            body = {"type": "account.health_changed", "occurred_at": iso(START + timedelta(minutes=minute)),
-                    "account": p["facts"], "health": health}
+            body = {
+                "type": "account.health_changed",
+                "occurred_at": iso(START + timedelta(minutes=minute)),
+                "account": p["facts"],
+                "health": health,
+            }
             late = rng.uniform(1, 8) if rng.random() < 0.08 else 0
             events.append((minute / 1440 + rng.uniform(0, 0.02) + late, f"msg_{rng.getrandbits(64):016x}", body))
     for _ in range(updates):
@@ -177,8 +224,15 @@ def crm_events(rng, profiles):
     return [("crm",) + e for e in events]
 
 
-OTHER_TYPES = {"users.added": 4, "usage.feature_used": 2, "feedback.nps": 2, "feedback.happiness": 2,
-               "support.ticket": 2, "seats.changed": 1, "billing.invoice_overdue": 1}
+OTHER_TYPES = {
+    "users.added": 4,
+    "usage.feature_used": 2,
+    "feedback.nps": 2,
+    "feedback.happiness": 2,
+    "support.ticket": 2,
+    "seats.changed": 1,
+    "billing.invoice_overdue": 1,
+}
 
 
 def other_event(rng, profiles):
@@ -196,9 +250,16 @@ def other_event(rng, profiles):
     if kind == "feedback.happiness":
         return p, kind, {"level": rng.choice(["very_happy", "happy", "neutral", "not_happy"])}
     if kind == "support.ticket":
-        return p, kind, {"severity": rng.choice(["low", "normal", "high", "urgent"]),
-                         "subject": rng.choice(["Export is broken again, very annoying", "Thanks, works great",
-                                                "Question about seats"])}
+        return (
+            p,
+            kind,
+            {
+                "severity": rng.choice(["low", "normal", "high", "urgent"]),
+                "subject": rng.choice(
+                    ["Export is broken again, very annoying", "Thanks, works great", "Question about seats"]
+                ),
+            },
+        )
     if kind == "seats.changed":
         return p, kind, {"from": 10, "to": rng.randint(5, 40)}
     return p, kind, {"days": rng.randint(1, 60)}  # a custom type: stored and matched, not rolled up
@@ -211,8 +272,13 @@ def api_events(rng, profiles):
 
     def add(p, kind, at, properties, arrival):
         key = f"evt-{len(events):05d}-{rng.getrandbits(32):08x}"
-        item = {"id": key, "account_id": p["facts"]["id"], "type": kind, "occurred_at": iso(at),
-                "properties": properties}
+        item = {
+            "id": key,
+            "account_id": p["facts"]["id"],
+            "type": kind,
+            "occurred_at": iso(at),
+            "properties": properties,
+        }
         events.append(("api", arrival + (rng.uniform(1, 5) if rng.random() < 0.02 else 0), key, item))
 
     for p in profiles:
@@ -290,7 +356,7 @@ def add_duplicates(rng, requests):
         batch = rng.choice(api)
         size = min(rng.randint(10, 60), 180 - resent, len(batch.base))
         start = rng.randrange(len(batch.base) - size + 1)
-        extra.append(Request("api", list(batch.base[start:start + size]), batch.slot + rng.randint(1, 1500) + 0.3))
+        extra.append(Request("api", list(batch.base[start : start + size]), batch.slot + rng.randint(1, 1500) + 0.3))
         resent += size
     left -= resent
     for i in range(left):  # single events again inside later batches, 10% with other content
@@ -301,11 +367,32 @@ def add_duplicates(rng, requests):
     requests.extend(extra)
 
 
-CRM_FAULTS = {"wrong-secret": 401, "stale-timestamp": 401, "tampered-body": 401, "no-signature": 401,
-              "text-plain": 415, "malformed-json": 400, "unknown-status": 400, "no-health": 400,
-              "no-account-id": 400, "no-occurred-at": 400, "unknown-type": 400, "json-array": 400}
-ITEM_FAULTS = ("no-account", "nps-out-of-range", "type-without-dot", "time-not-iso", "naive-time",
-               "negative-users", "no-id", "unknown-severity", "unknown-field", "properties-not-object")
+CRM_FAULTS = {
+    "wrong-secret": 401,
+    "stale-timestamp": 401,
+    "tampered-body": 401,
+    "no-signature": 401,
+    "text-plain": 415,
+    "malformed-json": 400,
+    "unknown-status": 400,
+    "no-health": 400,
+    "no-account-id": 400,
+    "no-occurred-at": 400,
+    "unknown-type": 400,
+    "json-array": 400,
+}
+ITEM_FAULTS = (
+    "no-account",
+    "nps-out-of-range",
+    "type-without-dot",
+    "time-not-iso",
+    "naive-time",
+    "negative-users",
+    "no-id",
+    "unknown-severity",
+    "unknown-field",
+    "properties-not-object",
+)
 API_REQUEST_FAULTS = {"bad-token": 401, "text-plain": 415, "malformed-json": 400}
 
 
@@ -346,8 +433,12 @@ def add_invalid(rng, requests, profiles):
             delivery, slot = original.items[0], original.slot - 0.5 - rng.random() * 0.1
         else:
             p = rng.choice(profiles)
-            body = {"type": "account.health_changed", "occurred_at": iso(START), "account": p["facts"],
-                    "health": {"to": rng.choice(STATUSES)}}
+            body = {
+                "type": "account.health_changed",
+                "occurred_at": iso(START),
+                "account": p["facts"],
+                "health": {"to": rng.choice(STATUSES)},
+            }
             delivery, slot = Delivery(f"msg_bad_{i:03d}", body), rng.uniform(0, len(requests))
         extra.append(Request("crm", [Delivery(delivery.key, delivery.body, fault)], slot))
         count += 1
@@ -359,9 +450,13 @@ def add_invalid(rng, requests, profiles):
     i = 0
     while count < INVALID:  # events no sender could fix: alone, or batches of only invalid items
         p = rng.choice(profiles)
-        template = {"id": f"bad-{i:04d}", "account_id": p["facts"]["id"], "type": "usage.daily",
-                    "occurred_at": iso(START + timedelta(days=rng.randrange(DAYS))),
-                    "properties": {"active_users": 5, "logins": 5}}
+        template = {
+            "id": f"bad-{i:04d}",
+            "account_id": p["facts"]["id"],
+            "type": "usage.daily",
+            "occurred_at": iso(START + timedelta(days=rng.randrange(DAYS))),
+            "properties": {"active_users": 5, "logins": 5},
+        }
         slot = rng.uniform(0, len(requests))
         if i % 5 == 4:
             fault = list(API_REQUEST_FAULTS)[i // 5 % 3]
@@ -448,12 +543,13 @@ def expected_status(request: Request) -> int:
 
 # --- the model --------------------------------------------------------------------------------
 
+
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -537,10 +633,14 @@ class Model:
                 self.fire(account, account_id, key, "usage-decline", "usage-decline", at)
             since = facts.get("customer_since")
             days_as_customer = (today - date.fromisoformat(since)).days if since else None
-            if (segment in REPORTING_SEGMENTS and stage in REPORTING_STAGES
-                    and not properties.get("features", {}).get("reporting", 0) > 0
-                    and sum(r["logins"] or 0 for r in recent) >= 20
-                    and days_as_customer is not None and days_as_customer >= 60):
+            if (
+                segment in REPORTING_SEGMENTS
+                and stage in REPORTING_STAGES
+                and not properties.get("features", {}).get("reporting", 0) > 0
+                and sum(r["logins"] or 0 for r in recent) >= 20
+                and days_as_customer is not None
+                and days_as_customer >= 60
+            ):
                 self.fire(account, account_id, key, "low-reporting-use", "executive-sponsor-review", at)
         if kind == "users.added" and sum(r["new_users"] for r in recent) >= 10:
             self.fire(account, account_id, key, "new-users-training", "new-users-training", at)
@@ -548,9 +648,11 @@ class Model:
     @staticmethod
     def active_users_change(account, today):
         def values(first, last):  # days with data from `first` to `last` days back
-            return [r["active_users"] for d, r in account.days.items()
-                    if today - timedelta(days=first) <= d <= today - timedelta(days=last)
-                    and r["active_users"] is not None]
+            return [
+                r["active_users"]
+                for d, r in account.days.items()
+                if today - timedelta(days=first) <= d <= today - timedelta(days=last) and r["active_users"] is not None
+            ]
 
         recent, previous = values(29, 0), values(59, 30)
         if not recent or len(previous) < MIN_BASELINE_DAYS:
@@ -577,6 +679,7 @@ class Model:
 
 # --- the test ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def no_rate_limits(app):
     """10,000 deliveries from one address in a minute are over the limits by design; the limits
@@ -587,19 +690,29 @@ def no_rate_limits(app):
 
 
 def test_10000_mixed_deliveries_leave_exactly_the_valid_distinct_events_and_their_runs(
-        app, client, db, run_jobs, no_rate_limits):
+    app, client, db, run_jobs, no_rate_limits
+):
     stream, model = build_stream(), Model()
     accepted = {"crm": set(), "api": set()}
     tally, since_run, wrong = Counter(), 0, []
     for index, request in enumerate(stream):
         response = send(client, request)
-        answer = (index, request.kind, request.fault or [d.fault for d in request.items], response.status_code,
-                  response.get_data(as_text=True)[:120])
+        answer = (
+            index,
+            request.kind,
+            request.fault or [d.fault for d in request.items],
+            response.status_code,
+            response.get_data(as_text=True)[:120],
+        )
         if request.invalid:
             tally["invalid"] += len(request.items)
             details = (response.get_json() or {}).get("details") if response.status_code == 400 else None
-            if response.status_code != expected_status(request) or request.kind == "api" and not request.fault and \
-                    set(details or ()) != {str(i) for i in range(len(request.items))}:  # each bad item by index
+            if (
+                response.status_code != expected_status(request)
+                or request.kind == "api"
+                and not request.fault
+                and set(details or ()) != {str(i) for i in range(len(request.items))}
+            ):  # each bad item by index
                 wrong.append(answer)
         else:
             fresh, seen = [], set(accepted[request.kind])
@@ -634,8 +747,9 @@ def test_10000_mixed_deliveries_leave_exactly_the_valid_distinct_events_and_thei
 
 
 def assert_events(db, model):
-    rows = db.session.execute(select(Event.source, Event.external_id, Event.type, Event.payload,
-                                     Event.processed_at)).all()
+    rows = db.session.execute(
+        select(Event.source, Event.external_id, Event.type, Event.payload, Event.processed_at)
+    ).all()
     stored = {(r.source, r.external_id): r.payload for r in rows if r.source in ("crm", "api")}
     assert sorted(set(stored) - set(model.events)) == [] and sorted(set(model.events) - set(stored)) == []
     assert [key for key, body in model.events.items() if stored[key] != body] == []  # the first delivery won
@@ -647,37 +761,47 @@ def assert_events(db, model):
 
 
 def assert_history_and_usage(db, model):
-    history = db.session.execute(select(HealthChange.account_id, HealthChange.status, HealthChange.at,
-                                        HealthChange.previous)).all()
+    history = db.session.execute(
+        select(HealthChange.account_id, HealthChange.status, HealthChange.at, HealthChange.previous)
+    ).all()
     assert Counter((a, s, utc(t), p) for a, s, t, p in history) == Counter(model.changes)
     accounts = {a.id: a for a in db.session.execute(select(Account)).scalars()}
     assert set(accounts) == set(model.accounts)
-    assert {i: (a.health_status, a.health_since and utc(a.health_since)) for i, a in accounts.items()} == \
-        {i: (s.status, s.since) for i, s in model.accounts.items()}
+    assert {i: (a.health_status, a.health_since and utc(a.health_since)) for i, a in accounts.items()} == {
+        i: (s.status, s.since) for i, s in model.accounts.items()
+    }
     # Exactly once, first delivery wins: a usage event applied twice or a redelivered variant
     # would show in these sums and values.
-    usage = db.session.execute(select(DailyUsage.account_id, DailyUsage.day, DailyUsage.active_users,
-                                      DailyUsage.logins, DailyUsage.new_users)).all()
+    usage = db.session.execute(
+        select(DailyUsage.account_id, DailyUsage.day, DailyUsage.active_users, DailyUsage.logins, DailyUsage.new_users)
+    ).all()
     assert {(a, d): (u, lo, n or 0) for a, d, u, lo, n in usage} == {
         (a, d): (r["active_users"], r["logins"], r["new_users"])
-        for a, state in model.accounts.items() for d, r in state.days.items()}
+        for a, state in model.accounts.items()
+        for d, r in state.days.items()
+    }
 
 
 def assert_firings_and_runs(db, model):
-    firings = db.session.execute(select(Event.external_id, RuleFiring.rule, RuleFiring.outcome, RuleFiring.run_id)
-                                 .join(Event, Event.id == RuleFiring.event_id)).all()
+    firings = db.session.execute(
+        select(Event.external_id, RuleFiring.rule, RuleFiring.outcome, RuleFiring.run_id).join(
+            Event, Event.id == RuleFiring.event_id
+        )
+    ).all()
     assert len(firings) == len({(f.external_id, f.rule) for f in firings})  # one firing per event and rule
     got = {(f.external_id, f.rule): f.outcome for f in firings}
     assert {k: v for k, v in got.items() if model.firings.get(k) != v} == {}
     assert {k: v for k, v in model.firings.items() if got.get(k) != v} == {}
-    runs = db.session.execute(select(PlaybookRun.id, Event.external_id, PlaybookRun.playbook, PlaybookRun.account_id,
-                                     PlaybookRun.status).join(Event, Event.id == PlaybookRun.trigger_event_id)).all()
+    runs = db.session.execute(
+        select(
+            PlaybookRun.id, Event.external_id, PlaybookRun.playbook, PlaybookRun.account_id, PlaybookRun.status
+        ).join(Event, Event.id == PlaybookRun.trigger_event_id)
+    ).all()
     assert {(r.external_id, r.playbook): [r.account_id, r.status] for r in runs} == model.runs
     assert len(runs) == db.session.query(PlaybookRun).count()
     # Runs are exactly the launches, each linked from its firing.
     assert sorted(f.run_id for f in firings if f.outcome == "launched") == sorted(r.id for r in runs)
-    open_tasks = Counter(db.session.execute(select(Task.run_id).where(Task.status.in_(("open", "snoozed"))))
-                         .scalars())
+    open_tasks = Counter(db.session.execute(select(Task.run_id).where(Task.status.in_(("open", "snoozed")))).scalars())
     assert [r.id for r in runs if r.status == "cancelled" and open_tasks[r.id]] == []
     assert [r.id for r in runs if r.status == "waiting" and not open_tasks[r.id]] == []
 
@@ -685,8 +809,8 @@ def assert_firings_and_runs(db, model):
 def assert_each_event_in_exactly_one_job(db):
     """No event was handed to the workers twice: every event is in exactly one finished job,
     and no job failed."""
-    from app.redis_conn import get_redis
     from app.jobs import ALL
+    from app.redis_conn import get_redis
 
     connection = get_redis()
     for name in ALL:
@@ -705,12 +829,16 @@ def assert_applied_in_order_of_arrival(db, model):
     "Guarantees"); a duplicate must not move its event. Last, so that a failure here comes
     after everything else was checked."""
     applied = defaultdict(list)
-    for account_id, key in db.session.execute(select(Event.account_id, Event.external_id)
-                                              .where(Event.source.in_(("crm", "api"))).order_by(Event.processed_at)):
+    for account_id, key in db.session.execute(
+        select(Event.account_id, Event.external_id).where(Event.source.in_(("crm", "api"))).order_by(Event.processed_at)
+    ):
         applied[account_id].append(key)
     arrived = defaultdict(list)
     for (_, key), body in model.events.items():  # in order of first delivery
         arrived[body.get("account_id") or body["account"]["id"]].append(key)
-    moved = {a: [(i, want, got) for i, (want, got) in enumerate(zip(keys, applied[a])) if want != got][:2]
-             for a, keys in arrived.items() if applied[a] != keys}
+    moved = {
+        a: [(i, want, got) for i, (want, got) in enumerate(zip(keys, applied[a], strict=False)) if want != got][:2]
+        for a, keys in arrived.items()
+        if applied[a] != keys
+    }
     assert moved == {}, "account: [(position, arrived, applied)]"

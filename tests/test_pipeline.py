@@ -1,8 +1,8 @@
 """End to end on real services: a signed webhook becomes runs, tasks, mail and erasure."""
+
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,8 +13,18 @@ from rq import SimpleWorker
 from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select
 
-from app.models import (Account, Contact, ErasureRecord, Event, HealthChange, MailLog, PlaybookRun,
-                        RuleFiring, RunStep, Task)
+from app.models import (
+    Account,
+    Contact,
+    ErasureRecord,
+    Event,
+    HealthChange,
+    MailLog,
+    PlaybookRun,
+    RuleFiring,
+    RunStep,
+    Task,
+)
 from tests.conftest import ROOT, free_port, health_webhook, signed_headers, unprocessed
 
 
@@ -83,8 +93,13 @@ def test_a_late_older_change_goes_to_history_without_rolling_back(client, db, po
 def test_the_same_status_again_is_history_not_a_change(client, db, post_webhook, run_jobs):
     post_webhook(health_webhook(to="red", occurred_at="2026-11-01T10:00:00Z"))
     run_jobs()
-    post_webhook(health_webhook(to="red", occurred_at="2026-11-02T10:00:00Z",
-                                health={"to": "red", "reason": "Still waiting for the export fix"}))
+    post_webhook(
+        health_webhook(
+            to="red",
+            occurred_at="2026-11-02T10:00:00Z",
+            health={"to": "red", "reason": "Still waiting for the export fix"},
+        )
+    )
     run_jobs()
     assert db.session.scalar(select(func.count()).select_from(HealthChange)) == 2
     assert db.session.scalar(select(func.count()).select_from(RuleFiring)) == 1
@@ -99,8 +114,9 @@ def test_yellow_asks_the_csm_why(client, db, post_webhook, run_jobs):
     assert "green" in (task.title + (task.instructions or "")).lower()
 
 
-def test_green_mails_the_contact_a_g2_link_and_asks_for_a_reference(client, db, post_webhook, run_jobs,
-                                                                     smtp_inbox, app):
+def test_green_mails_the_contact_a_g2_link_and_asks_for_a_reference(
+    client, db, post_webhook, run_jobs, smtp_inbox, app
+):
     post_webhook(health_webhook(to="green"))
     run_jobs()
     assert len(smtp_inbox.messages) == 1
@@ -114,7 +130,6 @@ def test_green_mails_the_contact_a_g2_link_and_asks_for_a_reference(client, db, 
 
 
 def test_a_failing_step_is_retried_then_failed_visibly_and_retryable(client, db, post_webhook, run_jobs, app):
-    from app.redis_conn import get_redis
     from app.jobs import STEPS, queue
 
     app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}"  # nothing listens there
@@ -180,17 +195,23 @@ def test_black_lost_erases_the_contacts_personal_data_everywhere(client, db, pos
     assert "jane" not in json.dumps(record.counts).lower()
     assert db.session.get(Account, "acme").erased_at is not None
     # Nothing the server keeps still names her.
-    dump = json.dumps([
-        [e.payload for e in db.session.execute(select(Event)).scalars()],
-        [(h.reason,) for h in db.session.execute(select(HealthChange)).scalars()],
-        [(t.title, t.instructions, t.note) for t in db.session.execute(select(Task)).scalars()],
-        [r.context for r in db.session.execute(select(PlaybookRun)).scalars()],
-        [(m.to, m.body) for m in db.session.execute(select(MailLog)).scalars()],
-    ]).lower()
+    dump = json.dumps(
+        [
+            [e.payload for e in db.session.execute(select(Event)).scalars()],
+            [(h.reason,) for h in db.session.execute(select(HealthChange)).scalars()],
+            [(t.title, t.instructions, t.note) for t in db.session.execute(select(Task)).scalars()],
+            [r.context for r in db.session.execute(select(PlaybookRun)).scalars()],
+            [(m.to, m.body) for m in db.session.execute(select(MailLog)).scalars()],
+        ]
+    ).lower()
     assert "jane" not in dump and "roe" not in dump
     # ... and neither does any API answer.
-    for path in ("/api/v1/accounts/acme", "/api/v1/accounts/acme/health-history", "/api/v1/accounts/acme/runs",
-                 "/api/v1/tasks?account=acme"):
+    for path in (
+        "/api/v1/accounts/acme",
+        "/api/v1/accounts/acme/health-history",
+        "/api/v1/accounts/acme/runs",
+        "/api/v1/tasks?account=acme",
+    ):
         response = client.get(path, headers=auth)
         assert response.status_code == 200, path
         assert "jane" not in response.get_data(as_text=True).lower(), path
@@ -220,8 +241,22 @@ def _redis_binary() -> str:
 
 
 def _start_redis(port: int, folder: Path) -> subprocess.Popen:
-    process = subprocess.Popen([_redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            _redis_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     import redis
 
     for _ in range(100):
@@ -236,9 +271,9 @@ def _start_redis(port: int, folder: Path) -> subprocess.Popen:
 def test_redis_outage_loses_nothing_and_processes_each_event_once(db, tmp_path):
     """Our own Redis on a free port, stopped during a stream of webhooks (the machine's is never touched)."""
     from app import create_app
+    from app.jobs import ALL, queue
     from app.redis_conn import get_redis
     from workers.maintenance import sweep
-    from app.jobs import ALL, queue
 
     port = free_port()
     server = _start_redis(port, tmp_path)
@@ -271,8 +306,14 @@ def test_redis_outage_loses_nothing_and_processes_each_event_once(db, tmp_path):
 def test_the_real_worker_process_runs_the_jobs(client, db, post_webhook, test_env, mode):
     """`python -m workers.worker` (in-process and forking) against the test's database and Redis."""
     post_webhook(health_webhook(to="red"))
-    result = subprocess.run([sys.executable, "-m", "workers.worker", *mode, "--burst"], cwd=ROOT, env=test_env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.worker", *mode, "--burst"],
+        cwd=ROOT,
+        env=test_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     db.session.expire_all()
     assert len(tasks_of(db)) == 2

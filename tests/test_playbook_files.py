@@ -1,4 +1,5 @@
 """Playbook files: loading, error messages at file:line:column, the defaults (no app, no database)."""
+
 from __future__ import annotations
 
 import textwrap
@@ -7,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from app.filecheck import FileErrors, content_hash
-from app.templating import ENVIRONMENT
 from app.playbooks.loader import load_playbooks
 from app.playbooks.model import Step, TaskSpec, When
+from app.templating import ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +46,10 @@ TASK = """
 
 
 def test_a_valid_file_loads_into_a_playbook(tmp_path):
-    path = write(tmp_path, "p.yml", """
+    path = write(
+        tmp_path,
+        "p.yml",
+        """
         name: black
         description: Save them.
         concurrent: true
@@ -69,17 +73,33 @@ def test_a_valid_file_loads_into_a_playbook(tmp_path):
             with: {until: renewal_date}
           - name: offboard
             action: gdpr_offboard
-    """)
+    """,
+    )
     loaded = load_playbooks(str(tmp_path))["black"]
     assert (loaded.name, loaded.description, loaded.concurrent, loaded.file) == ("black", "Save them.", True, path)
     assert loaded.version == content_hash([path])
     assert loaded.steps == (
-        Step("save", 0, task=TaskSpec("Save {{ account.name }}",
-                                      "Call {{ account.csm }} about {{ params.reason | default('it') }}.\n",
-                                      "manager", "urgent", 0, ("saved", "lost"))),
+        Step(
+            "save",
+            0,
+            task=TaskSpec(
+                "Save {{ account.name }}",
+                "Call {{ account.csm }} about {{ params.reason | default('it') }}.\n",
+                "manager",
+                "urgent",
+                0,
+                ("saved", "lost"),
+            ),
+        ),
         Step("both", 1, task=TaskSpec("Also", assignee="someone@vendor.example"), after=()),
-        Step("wait", 2, action="wait", params={"until": "renewal_date"}, after=("save", "both"),
-             when=When("save", ("lost",))),
+        Step(
+            "wait",
+            2,
+            action="wait",
+            params={"until": "renewal_date"},
+            after=("save", "both"),
+            when=When("save", ("lost",)),
+        ),
         Step("offboard", 3, action="gdpr_offboard"),
     )
     assert loaded.predecessors(loaded.step("offboard")) == ("wait",)
@@ -97,14 +117,18 @@ def test_mail_folder_holds_templates_not_playbooks(tmp_path):
 
 
 def test_unknown_keys_suggest_the_right_one(tmp_path):
-    path = write(tmp_path, "p.yml", """
+    path = write(
+        tmp_path,
+        "p.yml",
+        """
         name: p
         stepz: []
         steps:
           - name: a
             actoin: wait
             task: {title: x, priorty: high}
-    """)
+    """,
+    )
     errors = load_errors(tmp_path)
     assert has(errors, f"{path}:2:1: unknown key 'stepz'", "did you mean 'steps'?")
     assert has(errors, f"{path}:5:5: unknown key 'actoin' in steps[0]", "did you mean 'action'?")
@@ -112,7 +136,10 @@ def test_unknown_keys_suggest_the_right_one(tmp_path):
 
 
 def test_task_and_action_exactly_one(tmp_path):
-    path = write(tmp_path, "p.yml", playbook("""
+    path = write(
+        tmp_path,
+        "p.yml",
+        playbook("""
         - name: both
           task: {title: x}
           action: wait
@@ -121,7 +148,8 @@ def test_task_and_action_exactly_one(tmp_path):
         - name: task-with
           task: {title: x}
           with: {days: 1}
-    """))
+    """),
+    )
     errors = load_errors(tmp_path)
     assert has(errors, f"{path}:5:5: step 'both' has both `task:` and `action:`")
     assert has(errors, f"{path}:6:5: step 'neither' needs `task:` or `action:`")
@@ -132,12 +160,18 @@ def test_unknown_action_type_lists_the_registered_ones(tmp_path):
     path = write(tmp_path, "p.yml", playbook("- {name: a, action: send_mail}"))
     from app.playbooks.actions import registry
 
-    assert has(load_errors(tmp_path), f"{path}:3:15: unknown action type 'send_mail'",
-               f"did you mean 'send_email'? action types: {', '.join(registry.names())}")
+    assert has(
+        load_errors(tmp_path),
+        f"{path}:3:15: unknown action type 'send_mail'",
+        f"did you mean 'send_email'? action types: {', '.join(registry.names())}",
+    )
 
 
 def test_action_params_are_checked_against_the_action_schema(tmp_path):
-    path = write(tmp_path, "p.yml", playbook("""
+    path = write(
+        tmp_path,
+        "p.yml",
+        playbook("""
         - name: mail
           action: send_email
           with: {tempalte: g2_review}
@@ -150,12 +184,14 @@ def test_action_params_are_checked_against_the_action_schema(tmp_path):
           with: {days: 1, until: renewal_date}
         - name: nothing
           action: send_email
-    """))
+    """),
+    )
     errors = load_errors(tmp_path)
     assert has(errors, f"{path}:5:12: unknown key 'tempalte' in steps[0].with", "did you mean 'template'?")
     assert has(errors, f"{path}:5:5: steps[0].with is missing the required key 'template'")
-    assert has(errors, f"{path}:9:7: steps[1].with.until has an unknown value 'renewal'",
-               "did you mean 'renewal_date'?")
+    assert has(
+        errors, f"{path}:9:7: steps[1].with.until has an unknown value 'renewal'", "did you mean 'renewal_date'?"
+    )
     assert has(errors, f"{path}:12:5: steps[2].with takes at most 1 of its keys", "keys: days, business_days, until")
     assert has(errors, f"{path}:13:5: steps[3].with is missing the required key 'template'")
 
@@ -163,8 +199,11 @@ def test_action_params_are_checked_against_the_action_schema(tmp_path):
 def test_send_email_needs_an_existing_template(tmp_path):
     write(tmp_path, "mail/g2_review.txt", "Subject: Hi\n\nRate us: {{ g2_url }}\n")
     path = write(tmp_path, "p.yml", playbook("- {name: m, action: send_email, with: {template: g2_reveiw}}"))
-    assert has(load_errors(tmp_path), f"{path}:3:42: no e-mail template 'g2_reveiw'",
-               "add mail/g2_reveiw.txt; did you mean 'g2_review'?")
+    assert has(
+        load_errors(tmp_path),
+        f"{path}:3:42: no e-mail template 'g2_reveiw'",
+        "add mail/g2_reveiw.txt; did you mean 'g2_review'?",
+    )
 
 
 def test_broken_mail_templates_are_reported_at_their_line(tmp_path):
@@ -181,7 +220,10 @@ def test_broken_mail_templates_are_reported_at_their_line(tmp_path):
 
 
 def test_after_must_name_earlier_steps(tmp_path):
-    path = write(tmp_path, "p.yml", playbook("""
+    path = write(
+        tmp_path,
+        "p.yml",
+        playbook("""
         - name: a
           after: [b]
           task: {title: x}
@@ -190,7 +232,8 @@ def test_after_must_name_earlier_steps(tmp_path):
           task: {title: y}
         - name: c
           task: {title: z}
-    """))
+    """),
+    )
     errors = load_errors(tmp_path)
     assert has(errors, f"{path}:4:13: `after` names 'b', not a step above", "only wait for steps above")
     assert has(errors, f"{path}:7:16: `after` names 'c', not a step above", "only wait for steps above")
@@ -198,7 +241,12 @@ def test_after_must_name_earlier_steps(tmp_path):
 
 
 def test_when_must_name_an_earlier_task_and_its_outcomes(tmp_path):
-    path = write(tmp_path, "p.yml", playbook(TASK + textwrap.dedent("""
+    path = write(
+        tmp_path,
+        "p.yml",
+        playbook(
+            TASK
+            + textwrap.dedent("""
         - name: w
           action: wait
           with: {days: 1}
@@ -215,7 +263,9 @@ def test_when_must_name_an_earlier_task_and_its_outcomes(tmp_path):
           after: []
           when: {step: t, outcome: yes_}
           action: gdpr_offboard
-    """)))
+    """)
+        ),
+    )
     errors = load_errors(tmp_path)
     assert has(errors, f"{path}:10:12: `when` names 'w', which is not a task", "task steps above: t")
     assert has(errors, f"{path}:13:12: `when` names 'tt', not a step above", "did you mean 't'?")
@@ -224,7 +274,10 @@ def test_when_must_name_an_earlier_task_and_its_outcomes(tmp_path):
 
 
 def test_task_fields(tmp_path):
-    path = write(tmp_path, "p.yml", playbook("""
+    path = write(
+        tmp_path,
+        "p.yml",
+        playbook("""
         - name: t
           task:
             title: ""
@@ -234,11 +287,15 @@ def test_task_fields(tmp_path):
             outcomes: []
         - name: u
           task: {title: x, assignee: ana@, due_in_days: 1.5, outcomes: [ok, ok]}
-    """))
+    """),
+    )
     errors = load_errors(tmp_path)
     assert has(errors, f"{path}:5:7: steps[0].task.title must not be empty")
-    assert has(errors, f"{path}:7:7: steps[0].task.priority has an unknown value 'urgnt'",
-               "did you mean 'urgent'? allowed values: urgent, high, normal, low")
+    assert has(
+        errors,
+        f"{path}:7:7: steps[0].task.priority has an unknown value 'urgnt'",
+        "did you mean 'urgent'? allowed values: urgent, high, normal, low",
+    )
     assert has(errors, f"{path}:8:7: steps[0].task.due_in_days must be at least 0, not -1")
     assert has(errors, f"{path}:9:7: steps[0].task.outcomes must not be empty")
     assert has(errors, f"{path}:11:38: steps[1].task.due_in_days must be a whole number, not 1.5")
@@ -247,12 +304,17 @@ def test_task_fields(tmp_path):
 
 def test_bad_assignee(tmp_path):
     path = write(tmp_path, "p.yml", playbook("- {name: t, task: {title: x, assignee: csmm}}"))
-    assert load_errors(tmp_path) == [f"{path}:3:32: unknown assignee 'csmm' (hint: did you mean 'csm'? "
-                                     "use a role: csm, manager, csops, or a person's e-mail address)"]
+    assert load_errors(tmp_path) == [
+        f"{path}:3:32: unknown assignee 'csmm' (hint: did you mean 'csm'? "
+        "use a role: csm, manager, csops, or a person's e-mail address)"
+    ]
 
 
 def test_template_errors_point_at_the_template_line(tmp_path):
-    path = write(tmp_path, "p.yml", playbook("""
+    path = write(
+        tmp_path,
+        "p.yml",
+        playbook("""
         - name: t
           task:
             title: "Call {{ account.name }"
@@ -268,7 +330,8 @@ def test_template_errors_point_at_the_template_line(tmp_path):
         - name: m
           action: send_email
           with: {template: "{{ params.template", to: contacts}
-    """))
+    """),
+    )
     errors = load_errors(tmp_path)
     assert has(errors, f"{path}:5:7: template error: unexpected '}}'")
     assert has(errors, f"{path}:8:7: template uses unknown variable 'acount'", "did you mean 'account'?")
@@ -313,9 +376,18 @@ def defaults():
 
 
 def test_the_default_playbooks_load(defaults):
-    handbook = {"black-save-attempt", "green-advocate", "red-action-plan", "yellow-find-out-why",  # seed 000
-                "usage-decline", "new-users-training", "feature-adoption", "executive-sponsor-review",  # seed 004
-                "monthly-check-in", "health-review"}
+    handbook = {
+        "black-save-attempt",
+        "green-advocate",
+        "red-action-plan",
+        "yellow-find-out-why",  # seed 000
+        "usage-decline",
+        "new-users-training",
+        "feature-adoption",
+        "executive-sponsor-review",  # seed 004
+        "monthly-check-in",
+        "health-review",
+    }
     assert set(defaults) == handbook
     for loaded in defaults.values():
         assert loaded.description and len(loaded.version) == 12
@@ -333,7 +405,9 @@ def test_yellow_and_red(defaults):
     assert (why.task.assignee, why.task.priority, why.task.due_in_days) == ("csm", "high", 7)
     csm, manager = defaults["red-action-plan"].steps
     assert [(s.task.assignee, s.task.priority, s.task.due_in_days) for s in (csm, manager)] == [
-        ("csm", "urgent", 2), ("manager", "urgent", 2)]
+        ("csm", "urgent", 2),
+        ("manager", "urgent", 2),
+    ]
     assert defaults["red-action-plan"].predecessors(manager) == ()  # starts with the CSM's task
 
 
@@ -350,17 +424,33 @@ def test_black_offboards_only_when_lost_and_approved(defaults):
     assert notify.action == "gdpr_notify_processors"
 
 
-ACCOUNT = {"id": "acme", "name": "Acme GmbH", "segment": "enterprise", "lifecycle_stage": "adoption",
-           "plan": "premier", "arr": 120000.0, "renewal_date": "2027-03-31", "csm": "ana@vendor.example",
-           "manager": "mo@vendor.example", "health": "red"}
+ACCOUNT = {
+    "id": "acme",
+    "name": "Acme GmbH",
+    "segment": "enterprise",
+    "lifecycle_stage": "adoption",
+    "plan": "premier",
+    "arr": 120000.0,
+    "renewal_date": "2027-03-31",
+    "csm": "ana@vendor.example",
+    "manager": "mo@vendor.example",
+    "health": "red",
+}
 
 
-@pytest.mark.parametrize("account", [ACCOUNT, {key: None for key in ACCOUNT} | {"id": "acme"}],
-                         ids=["full account", "bare account"])
+@pytest.mark.parametrize(
+    "account", [ACCOUNT, dict.fromkeys(ACCOUNT) | {"id": "acme"}], ids=["full account", "bare account"]
+)
 def test_default_templates_render_in_the_sandbox(defaults, account):
     # The parameters the code that launches health-review passes (app/signals/review.py).
-    params = {"crm_status": "green", "crm_reason": "Happy in the QBR", "band": "red", "score": 31,
-              "since": "2026-11-01", "indicators": ["logins 7d: 0 (0/100)"]}
+    params = {
+        "crm_status": "green",
+        "crm_reason": "Happy in the QBR",
+        "band": "red",
+        "score": 31,
+        "since": "2026-11-01",
+        "indicators": ["logins 7d: 0 (0/100)"],
+    }
     context = {"account": account, "event": {}, "params": params, "run": {"id": 1, "playbook": "p", "rule": "r"}}
     for loaded in defaults.values():
         for step in loaded.steps:
@@ -369,8 +459,9 @@ def test_default_templates_render_in_the_sandbox(defaults, account):
                 assert "acme" in title.lower() and "None" not in title
                 assert "None" not in ENVIRONMENT.from_string(step.task.instructions).render(context)
     mail = (ROOT / "playbooks" / "mail" / "g2_review.txt").read_text(encoding="utf-8")
-    text = ENVIRONMENT.from_string(mail).render(context, contact={"name": None, "email": "j@x.example"},
-                                              g2_url="https://g2.example/review")
+    text = ENVIRONMENT.from_string(mail).render(
+        context, contact={"name": None, "email": "j@x.example"}, g2_url="https://g2.example/review"
+    )
     subject, blank, body = text.split("\n", 2)
     assert subject.startswith("Subject: ") and blank == "" and "None" not in text
     assert "https://g2.example/review" in body and "Hello there," in body

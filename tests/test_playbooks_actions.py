@@ -1,8 +1,9 @@
 """Automated action types on real services: a local HTTP receiver, Redis and an RQ worker."""
+
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -109,8 +110,7 @@ def test_an_outside_failure_is_retried_and_delivered_once(db, app, receiver, run
     assert len(receiver.requests) == 5 and len(receiver.accepted) == 3
 
 
-def test_an_outside_failure_after_all_retries_fails_the_run_with_the_reason(db, app, receiver, run_jobs,
-                                                                          hooks_catalog):
+def test_an_outside_failure_after_all_retries_fails_the_run_with_the_reason(db, app, receiver, run_jobs, hooks_catalog):
     make_account(db)
     receiver.statuses = [500] * 20
     run_id = launch_playbook(db, "hooks", params={"url": receiver.url}, playbook=hooks_catalog)
@@ -124,7 +124,9 @@ def test_an_outside_failure_after_all_retries_fails_the_run_with_the_reason(db, 
 def test_watch_list_add_is_once_and_remove_keeps_history(db, app, run_jobs, tmp_path):
     from app import catalog
 
-    playbook = hooks_playbook(tmp_path, """
+    playbook = hooks_playbook(
+        tmp_path,
+        """
         name: watch
         concurrent: true
         steps:
@@ -137,7 +139,8 @@ def test_watch_list_add_is_once_and_remove_keeps_history(db, app, run_jobs, tmp_
           - name: remove
             action: remove_from_watch_list
             with: {list: usage-decline}
-    """)
+    """,
+    )
     catalog.current().playbooks["watch"] = playbook
     try:
         make_account(db)
@@ -155,13 +158,17 @@ def test_watch_list_add_is_once_and_remove_keeps_history(db, app, run_jobs, tmp_
 def test_launch_playbook_starts_the_other_playbook_once(db, app, run_jobs, tmp_path):
     from app import catalog
 
-    playbook = hooks_playbook(tmp_path, """
+    playbook = hooks_playbook(
+        tmp_path,
+        """
         name: launcher
         steps:
           - name: launch
             action: launch_playbook
             with: {playbook: monthly-check-in}
-    """, also=["monthly-check-in"])
+    """,
+        also=["monthly-check-in"],
+    )
     catalog.current().playbooks["launcher"] = playbook
     try:
         make_account(db)
@@ -183,8 +190,9 @@ def test_launch_playbook_starts_the_other_playbook_once(db, app, run_jobs, tmp_p
 def test_launch_playbook_names_must_exist(tmp_path):
     from app.filecheck import FileErrors
 
-    (tmp_path / "p.yml").write_text("name: p\nsteps:\n  - name: go\n    action: launch_playbook\n"
-                                    "    with: {playbook: monthly-chek-in}\n")
+    (tmp_path / "p.yml").write_text(
+        "name: p\nsteps:\n  - name: go\n    action: launch_playbook\n    with: {playbook: monthly-chek-in}\n"
+    )
     (tmp_path / "q.yml").write_text("name: monthly-check-in\nsteps:\n  - name: t\n    task: {title: x}\n")
     with pytest.raises(FileErrors) as caught:
         load_playbooks(str(tmp_path))
@@ -192,17 +200,18 @@ def test_launch_playbook_names_must_exist(tmp_path):
 
 
 def test_business_days_skip_the_weekend():
-    friday = datetime(2026, 11, 27, 9, tzinfo=timezone.utc)
-    assert add_business_days(friday, 1) == datetime(2026, 11, 30, 9, tzinfo=timezone.utc)  # Monday
-    assert add_business_days(friday, 5) == datetime(2026, 12, 4, 9, tzinfo=timezone.utc)
-    saturday = datetime(2026, 11, 28, 9, tzinfo=timezone.utc)
-    assert add_business_days(saturday, 0) == datetime(2026, 11, 30, 9, tzinfo=timezone.utc)
+    friday = datetime(2026, 11, 27, 9, tzinfo=UTC)
+    assert add_business_days(friday, 1) == datetime(2026, 11, 30, 9, tzinfo=UTC)  # Monday
+    assert add_business_days(friday, 5) == datetime(2026, 12, 4, 9, tzinfo=UTC)
+    saturday = datetime(2026, 11, 28, 9, tzinfo=UTC)
+    assert add_business_days(saturday, 0) == datetime(2026, 11, 30, 9, tzinfo=UTC)
 
 
 def test_task_due_in_business_days_and_wait_in_business_days(tmp_path):
     from app.filecheck import FileErrors
 
-    (tmp_path / "p.yml").write_text(textwrap.dedent("""
+    (tmp_path / "p.yml").write_text(
+        textwrap.dedent("""
         name: p
         steps:
           - name: t
@@ -210,11 +219,13 @@ def test_task_due_in_business_days_and_wait_in_business_days(tmp_path):
           - name: w
             action: wait
             with: {business_days: 2}
-    """))
+    """)
+    )
     loaded = load_playbooks(str(tmp_path))["p"]
     assert loaded.steps[0].task.due_in_business_days == 3 and loaded.steps[1].params == {"business_days": 2}
-    (tmp_path / "p.yml").write_text("name: p\nsteps:\n  - name: t\n    task: {title: x, due_in_days: 1, "
-                                    "due_in_business_days: 3}\n")
+    (tmp_path / "p.yml").write_text(
+        "name: p\nsteps:\n  - name: t\n    task: {title: x, due_in_days: 1, due_in_business_days: 3}\n"
+    )
     with pytest.raises(FileErrors) as caught:
         load_playbooks(str(tmp_path))
     assert "both `due_in_days` and `due_in_business_days`" in str(caught.value)
@@ -223,14 +234,17 @@ def test_task_due_in_business_days_and_wait_in_business_days(tmp_path):
 def test_a_step_that_overruns_its_timeout_is_stopped_and_retried(db, app, receiver, run_jobs, tmp_path):
     from app import catalog
 
-    playbook = hooks_playbook(tmp_path, """
+    playbook = hooks_playbook(
+        tmp_path,
+        """
         name: slow
         steps:
           - name: call
             action: webhook
             timeout: 1
             with: {url: "{{ params.url }}/slow"}
-    """)
+    """,
+    )
     catalog.current().playbooks["slow"] = playbook
     receiver.delay_first = 4  # the first answer comes too late: the job is stopped after 1 s
     try:

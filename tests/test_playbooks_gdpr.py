@@ -1,4 +1,5 @@
 """GDPR off-boarding (the black playbook): export, four-eyes approval, erasure, processors, evidence."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,11 @@ def test_lost_exports_then_waits_for_a_managers_approval(db, app, post_webhook, 
     assert data["tasks"][0]["comments"][0]["text"].startswith("Jane Roe")
     # Four eyes: nothing is erased before the manager approves.
     approval = db.session.execute(select(Task).where(Task.step_id == steps["approve-erasure"].id)).scalar_one()
-    assert (approval.assignee, approval.outcomes, approval.priority) == ("mo@vendor.example", ["approve", "reject"],
-                                                                         "urgent")
+    assert (approval.assignee, approval.outcomes, approval.priority) == (
+        "mo@vendor.example",
+        ["approve", "reject"],
+        "urgent",
+    )
     assert db.session.scalar(select(Contact.id)) is not None
     run = db.session.get(PlaybookRun, run_id)
     assert run.status == "waiting" and run.deadline_at is not None
@@ -47,8 +51,9 @@ def test_lost_exports_then_waits_for_a_managers_approval(db, app, post_webhook, 
 
 def test_rejected_erasure_erases_nothing(db, app, post_webhook, run_jobs):
     run_id = black_and_lost(db, post_webhook, run_jobs)
-    approval = db.session.execute(select(Task).where(Task.outcomes.is_not(None), Task.title.like("Approve%"))) \
-        .scalar_one()
+    approval = db.session.execute(
+        select(Task).where(Task.outcomes.is_not(None), Task.title.like("Approve%"))
+    ).scalar_one()
     complete_task(approval.id, "reject", "legal hold: open invoice dispute", "mo@vendor.example")
     run_jobs()
     steps = steps_of(db, run_id)
@@ -57,8 +62,9 @@ def test_rejected_erasure_erases_nothing(db, app, post_webhook, run_jobs):
     assert db.session.get(PlaybookRun, run_id).status == "completed"
 
 
-def test_approved_erasure_leaves_an_evidence_record_without_personal_data(db, app, post_webhook, run_jobs,
-                                                                         receiver, auth, client):
+def test_approved_erasure_leaves_an_evidence_record_without_personal_data(
+    db, app, post_webhook, run_jobs, receiver, auth, client
+):
     app.config["GDPR_PROCESSOR_WEBHOOKS"] = [receiver.url + "/processor-a", receiver.url + "/processor-b"]
     receiver.statuses = [502]  # the first processor call fails once: retried
     try:
@@ -82,21 +88,25 @@ def test_approved_erasure_leaves_an_evidence_record_without_personal_data(db, ap
     assert "jane" not in text and "roe" not in text and "acme.example" not in text
     # Every processor told, signed, with no personal data; the failed delivery was retried.
     processors = [r for r in receiver.requests if r["path"].startswith("/processor")]
-    assert len(processors) == 3 and sorted(receiver.accepted) == [f"triage-erasure-{run_id}-0",
-                                                                  f"triage-erasure-{run_id}-1"]
+    assert len(processors) == 3 and sorted(receiver.accepted) == [
+        f"triage-erasure-{run_id}-0",
+        f"triage-erasure-{run_id}-1",
+    ]
     for request in processors:
         assert verify(app.config["OUTBOUND_WEBHOOK_SECRET"], request["headers"], request["raw"])
         assert request["json"]["type"] == "account.personal_data_erased" and b"jane" not in request["raw"].lower()
     assert steps["notify-processors"].result == {"notified": 2}
     # Nothing the server keeps still names her (comments included).
-    dump = json.dumps([
-        [e.payload for e in db.session.execute(select(Event)).scalars()],
-        [(t.title, t.instructions, t.note) for t in db.session.execute(select(Task)).scalars()],
-        [c.text for c in db.session.execute(select(TaskComment)).scalars()],
-        [(m.to, m.body) for m in db.session.execute(select(MailLog)).scalars()],
-        [(a.summary, a.details) for a in db.session.execute(select(AuditEntry)).scalars()],
-        db.session.get(Account, "acme").health_reason,
-    ]).lower()
+    dump = json.dumps(
+        [
+            [e.payload for e in db.session.execute(select(Event)).scalars()],
+            [(t.title, t.instructions, t.note) for t in db.session.execute(select(Task)).scalars()],
+            [c.text for c in db.session.execute(select(TaskComment)).scalars()],
+            [(m.to, m.body) for m in db.session.execute(select(MailLog)).scalars()],
+            [(a.summary, a.details) for a in db.session.execute(select(AuditEntry)).scalars()],
+            db.session.get(Account, "acme").health_reason,
+        ]
+    ).lower()
     assert "jane" not in dump and "roe" not in dump
     # The audit log keeps who did what, and the off-boarding itself, without her name.
     actions = db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()

@@ -1,8 +1,9 @@
 """Sample runs of the handbook's playbooks (seed 004 events, monthly check-in) and `flask playbooks check`."""
+
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -17,10 +18,21 @@ from tests.test_playbooks_support import launch_playbook, make_account, steps_of
 
 
 def usage_event(db, type_, properties, external_id="evt-1"):
-    at = datetime(2026, 11, 20, tzinfo=timezone.utc)
-    event = store_event(source="api", external_id=external_id, type=type_, account_id="acme", occurred_at=at,
-                        payload={"id": external_id, "account_id": "acme", "type": type_,
-                                 "occurred_at": at.isoformat(), "properties": properties})
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    event = store_event(
+        source="api",
+        external_id=external_id,
+        type=type_,
+        account_id="acme",
+        occurred_at=at,
+        payload={
+            "id": external_id,
+            "account_id": "acme",
+            "type": type_,
+            "occurred_at": at.isoformat(),
+            "properties": properties,
+        },
+    )
     db.session.commit()
     return event
 
@@ -93,7 +105,8 @@ def test_flask_playbooks_check(app, tmp_path):
     runner = app.test_cli_runner()
     result = runner.invoke(playbooks_cli, ["check", str(ROOT / "playbooks")])
     assert result.exit_code == 0 and "playbooks" in result.output and "OK" in result.output
-    (tmp_path / "bad.yml").write_text(textwrap.dedent("""
+    (tmp_path / "bad.yml").write_text(
+        textwrap.dedent("""
         name: bad
         steps:
           - name: hook
@@ -102,21 +115,35 @@ def test_flask_playbooks_check(app, tmp_path):
           - name: t
             timeout: 5
             task: {title: x, assignee: csops}
-    """).lstrip())
+    """).lstrip()
+    )
     result = runner.invoke(playbooks_cli, ["check", str(tmp_path)])
     assert result.exit_code == 1
     assert f"{tmp_path}/bad.yml:5:" in result.output and "discord" in result.output
     assert "`timeout:` is only for action steps" in result.output
     result = runner.invoke(playbooks_cli, ["actions"])
-    for name in ("webhook", "crm_writeback", "add_to_watch_list", "remove_from_watch_list", "launch_playbook",
-                 "gdpr_export", "gdpr_offboard", "gdpr_notify_processors", "wait", "send_email"):
+    for name in (
+        "webhook",
+        "crm_writeback",
+        "add_to_watch_list",
+        "remove_from_watch_list",
+        "launch_playbook",
+        "gdpr_export",
+        "gdpr_offboard",
+        "gdpr_notify_processors",
+        "wait",
+        "send_email",
+    ):
         assert name + ":" in result.output
 
 
-@pytest.mark.parametrize("close_when, message", [
-    ("close_when: {health: []}", "close_when.health"),
-    ("close_when: {note: x}", "close_when"),
-])
+@pytest.mark.parametrize(
+    "close_when, message",
+    [
+        ("close_when: {health: []}", "close_when.health"),
+        ("close_when: {note: x}", "close_when"),
+    ],
+)
 def test_close_when_is_checked(tmp_path, close_when, message):
     from app.filecheck import FileErrors
 
@@ -129,7 +156,8 @@ def test_close_when_is_checked(tmp_path, close_when, message):
 def test_a_step_can_depend_on_an_account_fact(db, run_jobs, tmp_path):
     from app.models import Account
 
-    (tmp_path / "p.yml").write_text(textwrap.dedent("""
+    (tmp_path / "p.yml").write_text(
+        textwrap.dedent("""
         name: by-segment
         concurrent: true
         steps:
@@ -140,7 +168,8 @@ def test_a_step_can_depend_on_an_account_fact(db, run_jobs, tmp_path):
             after: []
             when: {account: {plan: premier}}
             task: {title: "Premier review"}
-    """))
+    """)
+    )
     playbook = load_playbooks(str(tmp_path))["by-segment"]
     make_account(db, segment="enterprise", plan="standard")
     run_id = launch_playbook(db, "by-segment", playbook=playbook)
@@ -152,16 +181,20 @@ def test_a_step_can_depend_on_an_account_fact(db, run_jobs, tmp_path):
     assert steps["enterprise-only"].status == "skipped"
 
 
-@pytest.mark.parametrize("when, message", [
-    ("{account: {segmnt: smb}}", "unknown account fact 'segmnt'"),
-    ("{step: t}", "outcome"),
-    ("{}", "when"),
-])
+@pytest.mark.parametrize(
+    "when, message",
+    [
+        ("{account: {segmnt: smb}}", "unknown account fact 'segmnt'"),
+        ("{step: t}", "outcome"),
+        ("{}", "when"),
+    ],
+)
 def test_when_on_account_facts_is_checked(tmp_path, when, message):
     from app.filecheck import FileErrors
 
-    (tmp_path / "p.yml").write_text(f"name: p\nsteps:\n  - name: t\n    task: {{title: x}}\n"
-                                    f"  - name: u\n    when: {when}\n    task: {{title: y}}\n")
+    (tmp_path / "p.yml").write_text(
+        f"name: p\nsteps:\n  - name: t\n    task: {{title: x}}\n  - name: u\n    when: {when}\n    task: {{title: y}}\n"
+    )
     with pytest.raises(FileErrors) as caught:
         load_playbooks(str(tmp_path))
     assert f"{tmp_path}/p.yml:6:" in str(caught.value) and message in str(caught.value), str(caught.value)
@@ -170,8 +203,16 @@ def test_when_on_account_facts_is_checked(tmp_path, when, message):
 def test_end_to_end_ten_new_users_through_the_api_and_the_rules(client, db, auth, run_jobs):
     """The API event, the rules (rules/early-warning.yml) and this playbook, on real Redis and RQ."""
     make_account(db, lifecycle_stage="adoption")
-    events = [{"id": f"users-{i}", "account_id": "acme", "type": "users.added",
-               "occurred_at": f"2026-11-{10 + i:02d}T09:00:00Z", "properties": {"count": 5}} for i in range(2)]
+    events = [
+        {
+            "id": f"users-{i}",
+            "account_id": "acme",
+            "type": "users.added",
+            "occurred_at": f"2026-11-{10 + i:02d}T09:00:00Z",
+            "properties": {"count": 5},
+        }
+        for i in range(2)
+    ]
     response = client.post("/api/v1/events", json=events, headers=auth)
     assert response.status_code == 202, response.get_data(as_text=True)
     run_jobs()
@@ -187,12 +228,20 @@ def test_end_to_end_a_20_percent_decline_through_the_api_and_the_rules(client, d
     make_account(db, lifecycle_stage="adoption")
     make_account(db, "steady", name="Steady AG", lifecycle_stage="adoption")
     start = date(2026, 9, 1)
-    events = [{"id": f"{account}-daily-{i}", "account_id": account, "type": "usage.daily",
-               "occurred_at": f"{start + timedelta(days=i)}T00:00:00Z",
-               "properties": {"active_users": active(i), "logins": 100, "features": {"reporting": 3}}}
-              for account, active in (("acme", lambda i: 50 if i < 30 else 30),  # a 40% decline
-                                      ("steady", lambda i: 50 + (i % 7) - 3))  # noise around 50
-              for i in range(60)]
+    events = [
+        {
+            "id": f"{account}-daily-{i}",
+            "account_id": account,
+            "type": "usage.daily",
+            "occurred_at": f"{start + timedelta(days=i)}T00:00:00Z",
+            "properties": {"active_users": active(i), "logins": 100, "features": {"reporting": 3}},
+        }
+        for account, active in (
+            ("acme", lambda i: 50 if i < 30 else 30),  # a 40% decline
+            ("steady", lambda i: 50 + (i % 7) - 3),
+        )  # noise around 50
+        for i in range(60)
+    ]
     assert client.post("/api/v1/events", json=events, headers=auth).status_code == 202
     run_jobs(max_rounds=60)
     [run] = db.session.execute(select(PlaybookRun).where(PlaybookRun.playbook == "usage-decline")).scalars().all()

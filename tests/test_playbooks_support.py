@@ -3,6 +3,7 @@ webhooks, a real SMTP server (aiosmtpd), and launching a playbook for an account
 
 (A module of helpers, not tests; imported by tests/test_playbooks_*.py and test_workers_*.py.)
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,14 @@ def receiver():
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with box.lock:
                 first = not box.requests
-                box.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "raw": raw,
-                                     "json": json.loads(raw or b"null")})
+                box.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "raw": raw,
+                        "json": json.loads(raw or b"null"),
+                    }
+                )
                 status = box.statuses.pop(0) if box.statuses else 200
             if first and box.delay_first:
                 time.sleep(box.delay_first)
@@ -82,11 +89,17 @@ def make_account(db, account_id="acme", **fields):
 
     account = db.session.get(Account, account_id)
     if account is None:
-        account = Account(id=account_id, name=fields.pop("name", "Acme GmbH"),
-                          csm=fields.pop("csm", "ana@vendor.example"), manager=fields.pop("manager", "mo@vendor.example"),
-                          **fields)
-        account.contacts = [Contact(name="Jane Roe", email="jane@acme.example", role="decision_maker"),
-                            Contact(name="Max Muster", email="max@acme.example", role="user")]
+        account = Account(
+            id=account_id,
+            name=fields.pop("name", "Acme GmbH"),
+            csm=fields.pop("csm", "ana@vendor.example"),
+            manager=fields.pop("manager", "mo@vendor.example"),
+            **fields,
+        )
+        account.contacts = [
+            Contact(name="Jane Roe", email="jane@acme.example", role="decision_maker"),
+            Contact(name="Max Muster", email="max@acme.example", role="user"),
+        ]
         db.session.add(account)
         db.session.commit()
     return account

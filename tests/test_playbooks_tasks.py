@@ -1,4 +1,5 @@
 """Task services (snooze, reassign, comment, complete) and run lifecycle, through the real pipeline."""
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -6,6 +6,7 @@ afterwards each event exists once, was applied once, and caused exactly what the
 causes in a single process (the reference run at the end). PostgreSQL only: SQLite is the
 single-machine default, and several hosts cannot share its file.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,13 +48,20 @@ class Stack:
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.folder / f"{name}.log", "w")
-        self.processes[name] = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         return self.processes[name]
 
     def logs(self, *names: str) -> str:
-        return "\n".join(f"--- {name}\n{(self.folder / f'{name}.log').read_text()[-1200:]}"
-                         for name in names or self.processes)
+        return "\n".join(
+            f"--- {name}\n{(self.folder / f'{name}.log').read_text()[-1200:]}" for name in names or self.processes
+        )
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -82,10 +90,26 @@ def usage_batch(account_ids: list[str]) -> list[dict]:
     items = []
     for account_id in account_ids:
         at = "2026-11-20T00:00:00Z"
-        items += [{"id": f"{account_id}-users-{n}", "account_id": account_id, "type": "users.added",
-                   "occurred_at": at, "properties": {"count": count}} for n, count in enumerate(NEW_USERS)]
-        items += [{"id": f"{account_id}-feature-{n}", "account_id": account_id, "type": "usage.feature_used",
-                   "occurred_at": at, "properties": {"feature": "reporting"}} for n in range(FEATURE_USES)]
+        items += [
+            {
+                "id": f"{account_id}-users-{n}",
+                "account_id": account_id,
+                "type": "users.added",
+                "occurred_at": at,
+                "properties": {"count": count},
+            }
+            for n, count in enumerate(NEW_USERS)
+        ]
+        items += [
+            {
+                "id": f"{account_id}-feature-{n}",
+                "account_id": account_id,
+                "type": "usage.feature_used",
+                "occurred_at": at,
+                "properties": {"feature": "reporting"},
+            }
+            for n in range(FEATURE_USES)
+        ]
     return items
 
 
@@ -95,23 +119,30 @@ def shape(db, account_id: str) -> tuple:
     for run in db.session.scalars(select(PlaybookRun).where(PlaybookRun.account_id == account_id)):
         steps = tuple(sorted((s.name, s.kind, s.status) for s in run.steps))
         names = {s.id: s.name for s in run.steps}
-        tasks = tuple(sorted((names[t.step_id], t.assignee_role, t.priority, t.status)
-                             for t in db.session.scalars(select(Task).where(Task.run_id == run.id))))
+        tasks = tuple(
+            sorted(
+                (names[t.step_id], t.assignee_role, t.priority, t.status)
+                for t in db.session.scalars(select(Task).where(Task.run_id == run.id))
+            )
+        )
         runs.append((run.playbook, run.rule, run.status, steps, tasks))
-    firings = sorted((f.rule, f.outcome) for f in db.session.scalars(
-        select(RuleFiring).where(RuleFiring.account_id == account_id)))
+    firings = sorted(
+        (f.rule, f.outcome) for f in db.session.scalars(select(RuleFiring).where(RuleFiring.account_id == account_id))
+    )
     mails = sorted(m.to for m in db.session.scalars(select(MailLog).where(MailLog.account_id == account_id)))
-    changes = db.session.scalar(select(func.count()).select_from(HealthChange)
-                                .where(HealthChange.account_id == account_id))
+    changes = db.session.scalar(
+        select(func.count()).select_from(HealthChange).where(HealthChange.account_id == account_id)
+    )
     return tuple(sorted(runs)), tuple(firings), tuple(mails), changes
 
 
-def test_two_web_processes_three_workers_two_schedulers_process_everything_once(db, app, test_env, database_url,
-                                                                              tmp_path, run_jobs, auth):
+def test_two_web_processes_three_workers_two_schedulers_process_everything_once(
+    db, app, test_env, database_url, tmp_path, run_jobs, auth
+):
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only: SQLite is the single-machine default (one file, one host)")
-    from app.redis_conn import get_redis
     from app.jobs import ALL
+    from app.redis_conn import get_redis
     from workers.periodic import PERIODIC
     from workers.scheduler import LOCK_KEY
 
@@ -130,8 +161,11 @@ def test_two_web_processes_three_workers_two_schedulers_process_everything_once(
             wait_until(lambda: _healthy(port), 60, lambda: f"web on {port}\n{stack.logs()}")
         # One scheduler took the lock and enqueued the first round; the workers ran it before any
         # account exists (so the monthly check-in of that round launches nothing).
-        wait_until(lambda: _first_round_done(connection, PERIODIC), 60,
-                   lambda: f"the first round of periodic jobs\n{stack.logs()}")
+        wait_until(
+            lambda: _first_round_done(connection, PERIODIC),
+            60,
+            lambda: f"the first round of periodic jobs\n{stack.logs()}",
+        )
         started = time.time()
 
         answers = _deliver_everything(ports)
@@ -145,16 +179,23 @@ def test_two_web_processes_three_workers_two_schedulers_process_everything_once(
 
         def settled() -> bool:
             db.session.expire_all()
+
             def count(model, *where) -> int:
                 return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
-            return (not count(Event, Event.processed_at.is_(None))
-                    and not count(RunStep, RunStep.status.in_(("queued", "running"))) and _idle(connection, ALL))
+            return (
+                not count(Event, Event.processed_at.is_(None))
+                and not count(RunStep, RunStep.status.in_(("queued", "running")))
+                and _idle(connection, ALL)
+            )
 
         delivered = time.time()
         # Generous: the machine is shared (about 70 s there at a load of 5, with other suites running).
-        wait_until(lambda: settled() and time.sleep(1) is None and settled(), 240,
-                   lambda: f"the outbox to empty\n{stack.logs()}")
+        wait_until(
+            lambda: settled() and time.sleep(1) is None and settled(),
+            240,
+            lambda: f"the outbox to empty\n{stack.logs()}",
+        )
         elapsed = time.time() - started
 
         # Two schedulers ran, one scheduled: one lock holder, one CronScheduler, and every periodic
@@ -168,7 +209,7 @@ def test_two_web_processes_three_workers_two_schedulers_process_everything_once(
         for job in PERIODIC:
             history = connection.zrange(get_cron_job_history_key(job["name"]), 0, -1, withscores=True)
             times = sorted(score for _, score in history)
-            assert all(b - a >= job["interval"] - 0.5 for a, b in zip(times, times[1:])), (job["name"], times)
+            assert all(b - a >= job["interval"] - 0.5 for a, b in zip(times, times[1:], strict=False)), (job["name"], times)
             assert len(times) <= (time.time() - times[0]) // job["interval"] + 1, (job["name"], times)
             statuses = {Job.fetch(job_id.decode(), connection=connection).get_status() for job_id, _ in history}
             # Finished, or enqueued by the tick that came after the stream settled; never failed.
@@ -179,8 +220,10 @@ def test_two_web_processes_three_workers_two_schedulers_process_everything_once(
 
     _assert_processed_exactly_once(db, connection, pairs)
     _assert_same_as_a_single_process(db, run_jobs, auth, app)
-    print(f"\nproduction shape: {len(pairs)} webhooks x2 and {usage_events} usage events x2 delivered in "
-          f"{delivered - started:.1f}s, settled after {elapsed:.1f}s")
+    print(
+        f"\nproduction shape: {len(pairs)} webhooks x2 and {usage_events} usage events x2 delivered in "
+        f"{delivered - started:.1f}s, settled after {elapsed:.1f}s"
+    )
 
 
 def _healthy(port: int) -> bool:
@@ -193,13 +236,18 @@ def _healthy(port: int) -> bool:
 def _first_round_done(connection, periodic) -> bool:
     """Every periodic job was enqueued, and every one enqueued so far has finished."""
     histories = [connection.zrange(get_cron_job_history_key(job["name"]), 0, -1) for job in periodic]
-    return all(histories) and all(Job.fetch(job_id.decode(), connection=connection).get_status() == JobStatus.FINISHED
-                                  for history in histories for job_id in history)
+    return all(histories) and all(
+        Job.fetch(job_id.decode(), connection=connection).get_status() == JobStatus.FINISHED
+        for history in histories
+        for job_id in history
+    )
 
 
 def _idle(connection, names) -> bool:
-    return not any(Queue(name, connection=connection).count or StartedJobRegistry(name, connection=connection).count
-                   for name in names)
+    return not any(
+        Queue(name, connection=connection).count or StartedJobRegistry(name, connection=connection).count
+        for name in names
+    )
 
 
 def _deliver_everything(ports: list[int]) -> dict:
@@ -232,8 +280,12 @@ def _deliver_everything(ports: list[int]) -> dict:
     headers = {"Authorization": f"Bearer {TEST_TOKEN}", "Content-Type": "application/json"}
     with ThreadPoolExecutor(max_workers=8) as pool:
         pairs = list(pool.map(webhook, range(HEALTH_ACCOUNTS)))
-        batches = list(pool.map(lambda ids: both("/api/v1/events", json.dumps(usage_batch(ids)).encode(), headers),
-                                [usage_ids[i:i + 10] for i in range(0, USAGE_ACCOUNTS, 10)]))
+        batches = list(
+            pool.map(
+                lambda ids: both("/api/v1/events", json.dumps(usage_batch(ids)).encode(), headers),
+                [usage_ids[i : i + 10] for i in range(0, USAGE_ACCOUNTS, 10)],
+            )
+        )
     return {"statuses": statuses, "webhook_pairs": pairs, "batches": [a for pair in batches for a in pair]}
 
 
@@ -285,4 +337,5 @@ def _assert_same_as_a_single_process(db, run_jobs, auth, app) -> None:
     # Nothing anywhere else: the totals are the reference's times the number of accounts.
     accounts = {status: HEALTH_ACCOUNTS // len(STATUSES) + 1 for status in STATUSES} | {"usage": USAGE_ACCOUNTS + 1}
     assert db.session.scalar(select(func.count()).select_from(PlaybookRun)) == sum(
-        len(expected[kind][0]) * count for kind, count in accounts.items())
+        len(expected[kind][0]) * count for kind, count in accounts.items()
+    )

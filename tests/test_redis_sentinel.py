@@ -4,6 +4,7 @@ the scheduler connect through it, and they follow the master when it dies.
 The test starts its own master, replica and `redis-server --sentinel` on free ports; the
 machine's Redis is never touched.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,8 @@ MASTER_NAME = "triage"
 
 def test_sentinel_urls_name_the_sentinels_the_master_and_the_database():
     settings = parse_sentinel_url(
-        "redis+sentinel://:s%40cret@sentinel-a:26379,sentinel-b,[::1]:26380/triage/3?sentinel_password=sp")
+        "redis+sentinel://:s%40cret@sentinel-a:26379,sentinel-b,[::1]:26380/triage/3?sentinel_password=sp"
+    )
     assert settings.sentinels == [("sentinel-a", 26379), ("sentinel-b", 26379), ("::1", 26380)]
     assert (settings.master, settings.db, settings.username, settings.password) == ("triage", 3, None, "s@cret")
     assert settings.sentinel_kwargs == {"password": "sp"}
@@ -73,13 +75,16 @@ class SentinelSetup:
         # start it once the replica is in sync, so its first look finds it.
         self._wait(self._replica_in_sync, "the replica did not sync with the master", "redis-*.log")
         config = self.folder / "sentinel.conf"  # Sentinel rewrites its config: a file of its own
-        config.write_text(f"port {self.sentinel}\nbind 127.0.0.1\ndir {self.folder}\n"
-                          f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master} 1\n"
-                          f"sentinel down-after-milliseconds {MASTER_NAME} 500\n"
-                          f"sentinel failover-timeout {MASTER_NAME} 5000\n")
+        config.write_text(
+            f"port {self.sentinel}\nbind 127.0.0.1\ndir {self.folder}\n"
+            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master} 1\n"
+            f"sentinel down-after-milliseconds {MASTER_NAME} 500\n"
+            f"sentinel failover-timeout {MASTER_NAME} 5000\n"
+        )
         log = open(self.folder / "sentinel.log", "w")
-        self.processes[self.sentinel] = subprocess.Popen([self.binary, str(config), "--sentinel"], stdout=log,
-                                                         stderr=subprocess.STDOUT)
+        self.processes[self.sentinel] = subprocess.Popen(
+            [self.binary, str(config), "--sentinel"], stdout=log, stderr=subprocess.STDOUT
+        )
         self._wait(self._sentinel_ready, "the Sentinel did not see the master and its replica", "sentinel.log")
 
     def _wait(self, ready, what: str, logs: str) -> None:
@@ -99,8 +104,23 @@ class SentinelSetup:
     def _server(self, port: int, *extra: str) -> None:
         log = open(self.folder / f"redis-{port}.log", "w")
         self.processes[port] = subprocess.Popen(
-            [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder), *extra], stdout=log, stderr=subprocess.STDOUT)
+            [
+                self.binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+                *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def _replica_in_sync(self) -> bool:
         try:
@@ -168,8 +188,14 @@ class Supervised:
 
     def _spawn(self) -> subprocess.Popen:
         # Own session, so stopping it takes the worker's forked work horse and scheduler too.
-        return subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, env=self.env,
-                                stdout=open(self.log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            cwd=ROOT,
+            env=self.env,
+            stdout=open(self.log, "a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def keep_alive(self) -> None:
         if self.process.poll() is not None:
@@ -192,8 +218,8 @@ class Supervised:
 
 def test_web_worker_and_scheduler_work_through_sentinel_and_follow_a_failover(db, sentinel, test_env, tmp_path):
     from app import create_app
-    from app.redis_conn import get_redis
     from app.jobs import ALL
+    from app.redis_conn import get_redis
     from workers.scheduler import LOCK_KEY
 
     env = {**test_env, "REDIS_URL": sentinel.url}
@@ -218,16 +244,21 @@ def test_web_worker_and_scheduler_work_through_sentinel_and_follow_a_failover(db
     def idle(connection) -> bool:
         """Nothing queued or running: the moment to kill the master without killing a job."""
         worker.keep_alive()
-        return not any(Queue(name, connection=connection).count or StartedJobRegistry(name, connection=connection).count
-                       for name in ALL)
+        return not any(
+            Queue(name, connection=connection).count or StartedJobRegistry(name, connection=connection).count
+            for name in ALL
+        )
 
     try:
         assert sentinel.master_port() == sentinel.master
         direct = redis.Redis(port=sentinel.master)
         # The scheduler takes its lock and enqueues its first round of periodic jobs on the master;
         # the worker runs them (before any account exists, so the monthly check-in launches nothing).
-        wait_until(lambda: direct.get(LOCK_KEY) and direct.zcard("rq:cron_job:sweep:jobs"), 30,
-                   lambda: f"the scheduler's lock and first sweep on the master\n{logs()}")
+        wait_until(
+            lambda: direct.get(LOCK_KEY) and direct.zcard("rq:cron_job:sweep:jobs"),
+            30,
+            lambda: f"the scheduler's lock and first sweep on the master\n{logs()}",
+        )
         wait_until(lambda: idle(direct), 30, lambda: f"the first periodic jobs to run\n{logs()}")
         health = client.get("/healthz").get_json()
         assert health["redis"] == "ok", health  # the web's client found the master through the Sentinel
@@ -247,8 +278,11 @@ def test_web_worker_and_scheduler_work_through_sentinel_and_follow_a_failover(db
         wait_until(lambda: sentinel.master_port() == sentinel.replica, 20, "the Sentinel to promote the replica")
         response = deliver("sentinel-2")
         assert response.status_code == 202 and response.get_json()["accepted"] == 1
-        wait_until(lambda: tasks_of("sentinel-2") == 2, 45,
-                   lambda: f"the worker to process sentinel-2 after failover\n{logs()}")
+        wait_until(
+            lambda: tasks_of("sentinel-2") == 2,
+            45,
+            lambda: f"the worker to process sentinel-2 after failover\n{logs()}",
+        )
         promoted = redis.Redis(port=sentinel.replica)
         assert promoted.info("replication")["role"] == "master"
         with web.app_context():

@@ -1,6 +1,7 @@
 """Rules at work, against the real database: throttle, brake, priority, params, admin switches,
 scheduled rules, hot reload, backtest, and the `flask rules` commands. Each test runs its own
 rule and playbook files from a temp folder."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import os
 import re
 import textwrap
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from app.matching.facts import event_facts
 from app.models import Account, AuditEntry, Event, PlaybookRun, RuleFiring, User
 from app.models.rule_state import RuleState
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 PLAYBOOK = """
 name: {name}
 concurrent: true
@@ -47,8 +48,9 @@ def rules(app, db, tmp_path):
 
     def install(text: str, interval: float = 0):
         write(tmp_path / "rules" / "rules.yml", text)
-        state = catalog._Reloading(str(tmp_path / "rules"), str(tmp_path / "playbooks"),
-                                   str(tmp_path / "reload-marker"), interval)
+        state = catalog._Reloading(
+            str(tmp_path / "rules"), str(tmp_path / "playbooks"), str(tmp_path / "reload-marker"), interval
+        )
         live = catalog.load_catalog(state.rules_dir, state.playbooks_dir)
         live.signature = catalog._signature(state)
         app.extensions["triage_catalog"], app.extensions["triage_catalog_reloading"] = live, state
@@ -60,8 +62,13 @@ def rules(app, db, tmp_path):
 
 
 def make_account(db, account_id="acme", **fields):
-    values = dict(name=f"{account_id.title()} GmbH", segment="enterprise", lifecycle_stage="adoption",
-                  csm="ana@vendor.example", manager="mo@vendor.example")
+    values = dict(
+        name=f"{account_id.title()} GmbH",
+        segment="enterprise",
+        lifecycle_stage="adoption",
+        csm="ana@vendor.example",
+        manager="mo@vendor.example",
+    )
     values.update(fields)
     account = db.session.get(Account, account_id) or Account(id=account_id, **values)
     db.session.add(account)
@@ -75,10 +82,21 @@ _ids = iter(range(1, 10**9))
 def fire(db, account, type_="usage.daily", at=NOW, metrics=None, properties=None):
     """Store an event, build its facts and enforce the live rules on it, like process_event."""
     n = next(_ids)
-    event = Event(source="api", external_id=f"evt-{n}", type=type_, account_id=account.id, occurred_at=at,
-                  payload={"id": f"evt-{n}", "account_id": account.id, "type": type_,
-                           "occurred_at": at.isoformat(), "properties": properties or {}},
-                  processed_at=at)
+    event = Event(
+        source="api",
+        external_id=f"evt-{n}",
+        type=type_,
+        account_id=account.id,
+        occurred_at=at,
+        payload={
+            "id": f"evt-{n}",
+            "account_id": account.id,
+            "type": type_,
+            "occurred_at": at.isoformat(),
+            "properties": properties or {},
+        },
+        processed_at=at,
+    )
     db.session.add(event)
     db.session.flush()
     facts = event_facts(event=event, account=account, metrics=metrics or {})
@@ -138,7 +156,11 @@ def test_the_brake_pauses_the_rule_until_cs_ops_resume_it(db, rules, caplog):
     """)
     accounts = [make_account(db, f"a{i}") for i in range(5)]
     assert [fire(db, account) for account in accounts[:4]] == [
-        [("decline", "launched")], [("decline", "launched")], [("decline", "braked")], [("decline", "paused")]]
+        [("decline", "launched")],
+        [("decline", "launched")],
+        [("decline", "braked")],
+        [("decline", "paused")],
+    ]
     state = db.session.get(RuleState, "decline")
     assert state.paused_at is not None and "over budget: 2 launches in the last hour" in state.paused_reason
     assert "rule decline paused by its brake" in caplog.text
@@ -170,11 +192,19 @@ def test_priority_decides_between_rules_launching_the_same_playbook(db, rules):
             playbook: other
     """)
     acme = make_account(db)
-    assert fire(db, acme) == [("throttled-top", "launched"), ("high", "launched"), ("low", "superseded"),
-                              ("other-low", "superseded")]
+    assert fire(db, acme) == [
+        ("throttled-top", "launched"),
+        ("high", "launched"),
+        ("low", "superseded"),
+        ("other-low", "superseded"),
+    ]
     # the top rule is throttled now: the next one for its playbook launches instead
-    assert fire(db, acme) == [("throttled-top", "throttled"), ("high", "launched"), ("low", "superseded"),
-                              ("other-low", "launched")]
+    assert fire(db, acme) == [
+        ("throttled-top", "throttled"),
+        ("high", "launched"),
+        ("low", "superseded"),
+        ("other-low", "launched"),
+    ]
 
 
 def test_params_with_an_undefined_name_launch_nothing(db, rules):
@@ -237,7 +267,7 @@ def test_scheduled_rules_launch_once_per_account_and_period(db, rules):
     assert run_due_schedules(NOW + timedelta(hours=5)) == {"due": 0, "fired": 0}  # idempotent
     runs = db.session.execute(select(PlaybookRun.playbook, PlaybookRun.account_id)).all()
     assert sorted(runs) == [("check-in", "later"), ("check-in", "soon"), ("other", "soon")]
-    next_month = datetime(today.year + (today.month == 12), today.month % 12 + 1, 2, tzinfo=timezone.utc)
+    next_month = datetime(today.year + (today.month == 12), today.month % 12 + 1, 2, tzinfo=UTC)
     assert run_due_schedules(next_month)["fired"] == 2  # monthly again; the renewal once per date
 
 
@@ -273,7 +303,9 @@ def test_flask_rules_commands(app, db, rules, tmp_path):
     rules(DECLINE)
     runner = app.test_cli_runner()
     good = tmp_path / "candidate"
-    write(good / "r.yml", """
+    write(
+        good / "r.yml",
+        """
         rules:
           - name: decline
             on: usage.daily
@@ -283,13 +315,19 @@ def test_flask_rules_commands(app, db, rules, tmp_path):
               - name: wrong on purpose
                 facts: {metrics: {active_users_change_pct_30d: -5}}
                 fires: true
-    """)
+    """,
+    )
     result = runner.invoke(args=["rules", "test", "--rules", str(good)])
     assert result.exit_code == 1
     assert "does not fire for test 'wrong on purpose'" in result.output
-    assert "failed: metrics.active_users_change_pct_30d <= -20 (metrics.active_users_change_pct_30d is -5)" in result.output
+    assert (
+        "failed: metrics.active_users_change_pct_30d <= -20 (metrics.active_users_change_pct_30d is -5)"
+        in result.output
+    )
 
-    write(good / "r.yml", "rules:\n  - name: decline\n    on: usage.daily\n    if: metrics.x < 1\n    playbook: decline\n")
+    write(
+        good / "r.yml", "rules:\n  - name: decline\n    on: usage.daily\n    if: metrics.x < 1\n    playbook: decline\n"
+    )
     result = runner.invoke(args=["rules", "check", "--rules", str(good)])
     assert result.exit_code == 1 and f"{good / 'r.yml'}:4:9: condition: unknown metric 'x'" in result.output
 
@@ -301,8 +339,17 @@ def test_flask_rules_commands(app, db, rules, tmp_path):
 
     # an events-API event: the stored account (and its metrics, when the signals exist) are added
     make_account(db, "acme", segment="smb")
-    event.write_text(json.dumps({"id": "evt-1", "account_id": "acme", "type": "usage.daily",
-                                 "occurred_at": "2026-11-20T00:00:00Z", "properties": {"active_users": 3}}))
+    event.write_text(
+        json.dumps(
+            {
+                "id": "evt-1",
+                "account_id": "acme",
+                "type": "usage.daily",
+                "occurred_at": "2026-11-20T00:00:00Z",
+                "properties": {"active_users": 3},
+            }
+        )
+    )
     result = runner.invoke(args=["rules", "explain", str(event)])
     assert result.exit_code == 0, result.output
     assert "no     decline" in result.output and "metrics.active_users_change_pct_30d is" in result.output
@@ -320,29 +367,48 @@ def test_backtest_replays_stored_events_without_side_effects(app, db, rules, tmp
     rules(DECLINE)  # the live rules: a 20% decline
     acme = make_account(db)
     for day in range(0, 50, 5):  # one stored usage event every 5 days
-        event = Event(source="api", external_id=f"bt-{day}", type="usage.daily", account_id="acme",
-                      occurred_at=NOW - timedelta(days=60 - day), processed_at=NOW,
-                      payload={"properties": {"active_users": 10}})
+        event = Event(
+            source="api",
+            external_id=f"bt-{day}",
+            type="usage.daily",
+            account_id="acme",
+            occurred_at=NOW - timedelta(days=60 - day),
+            processed_at=NOW,
+            payload={"properties": {"active_users": 10}},
+        )
         db.session.add(event)
-    db.session.add(Event(source="api", external_id="old", type="usage.daily", account_id="acme",
-                         occurred_at=NOW - timedelta(days=200), processed_at=NOW, payload={}))
+    db.session.add(
+        Event(
+            source="api",
+            external_id="old",
+            type="usage.daily",
+            account_id="acme",
+            occurred_at=NOW - timedelta(days=200),
+            processed_at=NOW,
+            payload={},
+        )
+    )
     db.session.commit()
     candidate = tmp_path / "candidate"
-    write(candidate / "r.yml", """
+    write(
+        candidate / "r.yml",
+        """
         rules:
           - name: every-usage
             on: usage.daily
             throttle: {once_within: 7 days}
             playbook: decline
-    """)
+    """,
+    )
     from app.matching.backtest import replay
-    from app.matching.matcher import Matcher
     from app.matching.loader import load_rules
+    from app.matching.matcher import Matcher
     from app.playbooks.loader import load_playbooks
 
     cand = Matcher(load_rules(str(candidate), load_playbooks(str(rules.folder / "playbooks"))))
-    report = replay(cand, catalog.current().matcher, NOW - timedelta(days=90), NOW + timedelta(seconds=1),
-                    with_metrics=False)
+    report = replay(
+        cand, catalog.current().matcher, NOW - timedelta(days=90), NOW + timedelta(seconds=1), with_metrics=False
+    )
     assert report.events == 10
     rows = {row["rule"]: row for row in report.rows()}
     assert rows["every-usage"]["candidate"] == 5 and rows["every-usage"]["live"] == 0  # every other, 7-day throttle
@@ -351,10 +417,11 @@ def test_backtest_replays_stored_events_without_side_effects(app, db, rules, tmp
     assert db.session.scalar(select(func.count(RuleFiring.id))) == 0
     assert db.session.scalar(select(func.count(PlaybookRun.id))) == 0
 
-    result = app.test_cli_runner().invoke(args=["rules", "backtest", "--since", "90d", "--rules", str(candidate),
-                                                "--no-metrics", "--json"])
+    result = app.test_cli_runner().invoke(
+        args=["rules", "backtest", "--since", "90d", "--rules", str(candidate), "--no-metrics", "--json"]
+    )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output[result.output.index("{"):])
+    data = json.loads(result.output[result.output.index("{") :])
     assert data["events"] == 10 and data["rules"][0]["rule"] == "every-usage"
 
 
@@ -371,7 +438,10 @@ def sign_in(application, db, email, role):
     client = application.test_client()
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    assert client.post("/login", data={"email": email, "password": "correct-horse-1", "csrf_token": token}).status_code == 302
+    assert (
+        client.post("/login", data={"email": email, "password": "correct-horse-1", "csrf_token": token}).status_code
+        == 302
+    )
     return client
 
 
@@ -404,14 +474,18 @@ def test_rules_page_shows_rules_and_cs_ops_switch_them(app, db, rules):
         state = db.session.get(RuleState, "decline")
         assert (state.enabled, state.paused_at, state.updated_by) == (False, None, "ops@vendor.example")
         assert db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all() == [
-            "rule.resumed", "rule.disabled"]
+            "rule.resumed",
+            "rule.disabled",
+        ]
         assert ops.post("/admin/rules/enable", data={"rule": "decline"}).status_code == 400  # no CSRF token
         assert fire(db, acme, metrics=DOWN, at=NOW + timedelta(days=60)) == []  # disabled: nothing fires
 
         manager = sign_in(app, db, "mo@vendor.example", "manager")
         page = manager.get("/admin/rules/").get_data(as_text=True)
         assert "decline" in page and "/admin/rules/enable" not in page
-        assert manager.post("/admin/rules/enable", data={"rule": "decline", "csrf_token": _csrf(page)}).status_code == 403
+        assert (
+            manager.post("/admin/rules/enable", data={"rule": "decline", "csrf_token": _csrf(page)}).status_code == 403
+        )
         csm = sign_in(app, db, "ana@vendor.example", "csm")
         assert csm.get("/admin/rules/").status_code == 403
     finally:
@@ -440,21 +514,44 @@ def test_rules_page_shows_a_refused_reload(app, db, rules):
 
 
 def test_event_facts_are_json_native_and_in_event_time(db):
-    acme = make_account(db, renewal_date=date(2027, 3, 31), customer_since=date(2025, 3, 31), arr=120000,
-                        health_status="red", score=41)
-    at = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
-    event = Event(source="crm", external_id="msg_1", type="account.health_changed", account_id="acme",
-                  occurred_at=at, payload={"health": {"to": "red"}})
-    facts = event_facts(event=event, account=acme, metrics={"logins_7d": 12, "nps_last": None},
-                        health={"to": "red", "from": "yellow", "crm_from": "green"})
+    acme = make_account(
+        db, renewal_date=date(2027, 3, 31), customer_since=date(2025, 3, 31), arr=120000, health_status="red", score=41
+    )
+    at = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    event = Event(
+        source="crm",
+        external_id="msg_1",
+        type="account.health_changed",
+        account_id="acme",
+        occurred_at=at,
+        payload={"health": {"to": "red"}},
+    )
+    facts = event_facts(
+        event=event,
+        account=acme,
+        metrics={"logins_7d": 12, "nps_last": None},
+        health={"to": "red", "from": "yellow", "crm_from": "green"},
+    )
     assert json.loads(json.dumps(facts)) == facts
     assert (facts["type"], facts["to"], facts["from"], facts["crm_from"]) == (
-        "account.health_changed", "red", "yellow", "green")
-    assert facts["event"] == {"id": "msg_1", "type": "account.health_changed",
-                              "occurred_at": "2026-11-20T10:00:00+00:00", "properties": {}}
+        "account.health_changed",
+        "red",
+        "yellow",
+        "green",
+    )
+    assert facts["event"] == {
+        "id": "msg_1",
+        "type": "account.health_changed",
+        "occurred_at": "2026-11-20T10:00:00+00:00",
+        "properties": {},
+    }
     account = facts["account"]
     assert (account["days_to_renewal"], account["days_as_customer"], account["arr"], account["score"]) == (
-        131, 599, 120000.0, 41)
+        131,
+        599,
+        120000.0,
+        41,
+    )
     assert facts["metrics"] == {"logins_7d": 12, "nps_last": None}
 
 
@@ -470,8 +567,9 @@ def test_reloads_start_no_threads_and_keep_matching(app, db, rules):
         marker.write_text(str(n))
         os.utime(marker, (stamp, stamp))
         assert catalog.refresh(app, force=True)  # a new catalog every time
-        assert [r.name for r in catalog.current().matcher.match(
-            {"type": "usage.daily", "metrics": DOWN})] == ["decline"]
+        assert [r.name for r in catalog.current().matcher.match({"type": "usage.daily", "metrics": DOWN})] == [
+            "decline"
+        ]
     assert threading.active_count() == before
     assert old.match({"type": "usage.daily", "metrics": DOWN})  # a matcher still held keeps working
 
@@ -490,9 +588,18 @@ def test_rules_page_shows_each_rules_last_error(app, db, rules):
     firing = db.session.scalars(select(RuleFiring)).one()
     # An older refusal, then a newer failed run: the newer one is the rule's last error.
     firing.outcome, firing.detail, firing.fired_at = "param_error", "'{{ nope }}' is undefined", NOW - timedelta(days=2)
-    db.session.add(PlaybookRun(playbook="p", playbook_version="1", account_id=acme.id, rule="decline",
-                               status="failed", status_note="step notify: <b>SMTP refused</b>",
-                               started_at=NOW - timedelta(days=1), finished_at=NOW - timedelta(hours=20)))
+    db.session.add(
+        PlaybookRun(
+            playbook="p",
+            playbook_version="1",
+            account_id=acme.id,
+            rule="decline",
+            status="failed",
+            status_note="step notify: <b>SMTP refused</b>",
+            started_at=NOW - timedelta(days=1),
+            finished_at=NOW - timedelta(hours=20),
+        )
+    )
     db.session.commit()
     request_started.connect(fresh_g, app)
     try:

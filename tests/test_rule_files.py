@@ -1,4 +1,5 @@
 """Rule files: loading, error messages at file:line:column, and the matcher (no app, no database)."""
+
 from __future__ import annotations
 
 import textwrap
@@ -16,8 +17,10 @@ from app.playbooks.loader import load_playbooks
 from app.playbooks.model import Playbook
 
 ROOT = Path(__file__).resolve().parent.parent
-PLAYBOOKS = {name: Playbook(name=name, steps=(), version="test")
-             for name in ("red-action-plan", "green-advocate", "black-save-attempt")}
+PLAYBOOKS = {
+    name: Playbook(name=name, steps=(), version="test")
+    for name in ("red-action-plan", "green-advocate", "black-save-attempt")
+}
 
 
 def write(folder: Path, name: str, text: str) -> str:
@@ -52,7 +55,10 @@ rules:
 
 
 def test_a_valid_file_loads_into_rules(tmp_path):
-    path = write(tmp_path, "a.yml", """
+    path = write(
+        tmp_path,
+        "a.yml",
+        """
         rules:
           - name: red-enterprise
             description: Red enterprise accounts.
@@ -68,15 +74,26 @@ def test_a_valid_file_loads_into_rules(tmp_path):
             enabled: false
             on: health_changed
             playbook: green-advocate
-    """)
+    """,
+    )
     ruleset = load_rules(str(tmp_path), PLAYBOOKS)
     red = ruleset.by_name("red-enterprise")
-    assert red == Rule(name="red-enterprise", playbook="red-action-plan", trigger="health_changed",
-                       to=("red",), from_=("green", "yellow"),
-                       account={"segment": ("enterprise", "mid-market"), "plan": ("premier",)},
-                       description="Red enterprise accounts.", owner="cs-ops@vendor.example",
-                       enabled=True, priority=5, params={"channel": "#cs-red"}, file=path, line=2,
-                       brake=DEFAULT_BRAKE)
+    assert red == Rule(
+        name="red-enterprise",
+        playbook="red-action-plan",
+        trigger="health_changed",
+        to=("red",),
+        from_=("green", "yellow"),
+        account={"segment": ("enterprise", "mid-market"), "plan": ("premier",)},
+        description="Red enterprise accounts.",
+        owner="cs-ops@vendor.example",
+        enabled=True,
+        priority=5,
+        params={"channel": "#cs-red"},
+        file=path,
+        line=2,
+        brake=DEFAULT_BRAKE,
+    )
     off = ruleset.by_name("off")
     assert (off.enabled, off.to, off.from_, off.account, off.line) == (False, (), (), {}, 12)
     assert ruleset.version == content_hash([path])
@@ -109,12 +126,16 @@ def test_a_missing_folder_is_an_error(tmp_path):
 
 
 def test_unknown_key_suggests_the_right_one(tmp_path):
-    path = write(tmp_path, "a.yml", """
+    path = write(
+        tmp_path,
+        "a.yml",
+        """
         rules:
           - name: r
             on: health_changed
             playbok: red-action-plan
-    """)
+    """,
+    )
     errors = load_errors(tmp_path)
     assert has(errors, f"{path}:4:5: unknown key 'playbok' in rules[0]", "did you mean 'playbook'?")
     assert has(errors, f"{path}:2:5: rules[0] is missing the required key 'playbook'", "add `playbook:`")
@@ -130,19 +151,25 @@ def test_unknown_top_level_key_and_missing_rules(tmp_path):
 def test_unknown_playbook_lists_the_known_ones(tmp_path):
     path = write(tmp_path, "a.yml", GOOD.replace("playbook: red-action-plan", "playbook: red-action"))
     errors = load_errors(tmp_path)
-    assert errors == [f"{path}:5:5: unknown playbook 'red-action' (hint: did you mean 'red-action-plan'? "
-                      "known playbooks: black-save-attempt, green-advocate, red-action-plan)"]
+    assert errors == [
+        f"{path}:5:5: unknown playbook 'red-action' (hint: did you mean 'red-action-plan'? "
+        "known playbooks: black-save-attempt, green-advocate, red-action-plan)"
+    ]
 
 
 def test_unknown_status_in_a_list_points_at_the_item(tmp_path):
-    path = write(tmp_path, "a.yml", """
+    path = write(
+        tmp_path,
+        "a.yml",
+        """
         rules:
           - name: r
             on: health_changed
             to: [red, blak]
             from: purple
             playbook: red-action-plan
-    """)
+    """,
+    )
     errors = load_errors(tmp_path)
     assert has(errors, f"{path}:4:15: unknown health status 'blak'", "did you mean 'black'?")
     assert has(errors, f"{path}:5:5: unknown health status 'purple'", "statuses: green, yellow, red, black")
@@ -150,12 +177,18 @@ def test_unknown_status_in_a_list_points_at_the_item(tmp_path):
 
 def test_bad_enum_lists_allowed_values(tmp_path):
     path = write(tmp_path, "a.yml", GOOD.replace("on: health_changed", "on: health_change"))
-    assert has(load_errors(tmp_path), f"{path}:3:5: rules[0].on has an unknown value 'health_change'",
-               "did you mean 'health_changed'? allowed values: health_changed, schedule")
+    assert has(
+        load_errors(tmp_path),
+        f"{path}:3:5: rules[0].on has an unknown value 'health_change'",
+        "did you mean 'health_changed'? allowed values: health_changed, schedule",
+    )
 
 
 def test_wrong_types(tmp_path):
-    path = write(tmp_path, "a.yml", """
+    path = write(
+        tmp_path,
+        "a.yml",
+        """
         rules:
           - name: r
             on: health_changed
@@ -164,7 +197,8 @@ def test_wrong_types(tmp_path):
             to: 5
             account: {segment: [enterprise, 3], region: emea}
             playbook: red-action-plan
-    """)
+    """,
+    )
     errors = load_errors(tmp_path)
     assert has(errors, f"{path}:4:5: rules[0].priority must be a whole number, not 'high'")
     assert has(errors, f"{path}:5:5: rules[0].enabled must be true or false, not 'yes'")
@@ -175,15 +209,18 @@ def test_wrong_types(tmp_path):
 
 def test_bad_rule_name(tmp_path):
     path = write(tmp_path, "a.yml", GOOD.replace("name: red-action-plan", "name: Red Plan"))
-    assert has(load_errors(tmp_path), f"{path}:2:5: rules[0].name 'Red Plan' is not allowed here",
-               "use lower-case letters")
+    assert has(
+        load_errors(tmp_path), f"{path}:2:5: rules[0].name 'Red Plan' is not allowed here", "use lower-case letters"
+    )
 
 
 def test_duplicate_rule_names_across_files_point_at_the_first(tmp_path):
     first = write(tmp_path, "a.yml", GOOD)
     second = write(tmp_path, "b.yml", "# another\n" + GOOD.lstrip())
-    assert load_errors(tmp_path) == [f"{second}:3:5: rule name 'red-action-plan' is used twice "
-                                     f"(hint: first defined at {first}:2; rename one of them)"]
+    assert load_errors(tmp_path) == [
+        f"{second}:3:5: rule name 'red-action-plan' is used twice "
+        f"(hint: first defined at {first}:2; rename one of them)"
+    ]
 
 
 def test_duplicate_key_in_a_mapping(tmp_path):
@@ -204,8 +241,9 @@ def test_yaml_tabs_get_a_hint(tmp_path):
 
 def test_all_errors_of_all_files_are_reported(tmp_path):
     a = write(tmp_path, "a.yml", "rules: [oops\n")
-    b = write(tmp_path, "b.yml", GOOD.replace("to: red", "to: rouge").replace("playbook: red-action-plan",
-                                                                                "playbook: nope"))
+    b = write(
+        tmp_path, "b.yml", GOOD.replace("to: red", "to: rouge").replace("playbook: red-action-plan", "playbook: nope")
+    )
     c = write(tmp_path, "c.yml", GOOD.replace("red-action-plan\n    on", "c\n    on").replace("on:", "onn:"))
     errors = load_errors(tmp_path)
     assert {error.split(":")[0] for error in errors} == {a, b, c}
@@ -214,12 +252,17 @@ def test_all_errors_of_all_files_are_reported(tmp_path):
 
 
 def test_bad_sample_tests_are_errors(tmp_path):
-    path = write(tmp_path, "a.yml", GOOD + """\
+    path = write(
+        tmp_path,
+        "a.yml",
+        GOOD
+        + """\
     tests:
       - facts: {to: redd, acount: {id: x}}
       - name: missing fires
         facts: {to: red}
-""")
+""",
+    )
     errors = load_errors(tmp_path)
     assert has(errors, f"{path}:7:27: unknown key 'acount'", "did you mean 'account'?")
     assert has(errors, f"{path}:7:17: unknown health status 'redd'", "did you mean 'red'?")
@@ -237,32 +280,50 @@ def test_yes_no_and_on_are_strings_and_dates_stay_text(tmp_path):
 
 
 def test_load_rule_tests(tmp_path):
-    path = write(tmp_path, "a.yml", GOOD + """\
+    path = write(
+        tmp_path,
+        "a.yml",
+        GOOD
+        + """\
     tests:
       - name: fires on red
         facts: {to: red, account: {segment: smb}}
         fires: true
       - facts: {type: account.updated, to: red}
         fires: false
-""")
+""",
+    )
     assert load_rule_tests(str(tmp_path)) == [
-        ("red-action-plan", "fires on red",
-         {"to": "red", "account": {"segment": "smb"}, "type": "account.health_changed"}, True, path, 7, None),
+        (
+            "red-action-plan",
+            "fires on red",
+            {"to": "red", "account": {"segment": "smb"}, "type": "account.health_changed"},
+            True,
+            path,
+            7,
+            None,
+        ),
         ("red-action-plan", "sample 2", {"type": "account.updated", "to": "red"}, False, path, 10, None),
     ]
 
 
 def test_failing_samples_are_reported_at_their_line(tmp_path):
-    path = write(tmp_path, "a.yml", GOOD + """\
+    path = write(
+        tmp_path,
+        "a.yml",
+        GOOD
+        + """\
     tests:
       - name: wrong
         facts: {to: green}
         fires: true
-""")
+""",
+    )
     matcher = Matcher(load_rules(str(tmp_path), PLAYBOOKS))
     assert [str(e) for e in failing_rule_tests(matcher, load_rule_tests(str(tmp_path)))] == [
         f"{path}:7:1: rule 'red-action-plan' does not fire for test 'wrong' "
-        f"(hint: failed: to in [\"red\"] (to is \"green\"); rules that fired: none)"]
+        f'(hint: failed: to in ["red"] (to is "green"); rules that fired: none)'
+    ]
 
 
 def _default_samples():
@@ -296,28 +357,51 @@ def test_default_rule_samples(default_matcher, sample):
 
 
 def rule(name, to=(), from_=(), account=None, enabled=True, priority=0) -> Rule:
-    return Rule(name=name, playbook="p", trigger="health_changed", to=tuple(to), from_=tuple(from_),
-                account=account or {}, enabled=enabled, priority=priority)
+    return Rule(
+        name=name,
+        playbook="p",
+        trigger="health_changed",
+        to=tuple(to),
+        from_=tuple(from_),
+        account=account or {},
+        enabled=enabled,
+        priority=priority,
+    )
 
 
 def event(to, from_=None, **account) -> dict:
-    return {"type": "account.health_changed", "to": to, "from": from_,
-            "account": {"id": "acme", "segment": None, "lifecycle_stage": None, "plan": None,
-                        "csm": None, "manager": None, "name": "Acme", **account}}
+    return {
+        "type": "account.health_changed",
+        "to": to,
+        "from": from_,
+        "account": {
+            "id": "acme",
+            "segment": None,
+            "lifecycle_stage": None,
+            "plan": None,
+            "csm": None,
+            "manager": None,
+            "name": "Acme",
+            **account,
+        },
+    }
 
 
 def names(matcher, facts) -> list[str]:
     return [rule.name for rule in matcher.match(facts)]
 
 
-RULES = RuleSet(rules=(
-    rule("red", to=["red"]),
-    rule("red-enterprise", to=["red"], account={"segment": ("enterprise", "mid-market")}, priority=5),
-    rule("worse", to=["red", "black"], from_=["green", "yellow"]),
-    rule("any-change"),
-    rule("off", to=["red"], enabled=False),
-    rule("premier-black", to=["black"], account={"plan": ("premier",), "csm": ("ana@vendor.example",)}),
-), version="test")
+RULES = RuleSet(
+    rules=(
+        rule("red", to=["red"]),
+        rule("red-enterprise", to=["red"], account={"segment": ("enterprise", "mid-market")}, priority=5),
+        rule("worse", to=["red", "black"], from_=["green", "yellow"]),
+        rule("any-change"),
+        rule("off", to=["red"], enabled=False),
+        rule("premier-black", to=["black"], account={"plan": ("premier",), "csm": ("ana@vendor.example",)}),
+    ),
+    version="test",
+)
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +411,11 @@ def matcher():
 
 def test_every_matching_rule_fires_sorted_by_priority_then_name(matcher):
     assert names(matcher, event("red", "yellow", segment="enterprise")) == [
-        "red-enterprise", "any-change", "red", "worse"]
+        "red-enterprise",
+        "any-change",
+        "red",
+        "worse",
+    ]
 
 
 def test_two_rules_matching_the_same_fact_both_fire(matcher):
@@ -368,18 +456,38 @@ def test_identical_facts_in_a_row_match_every_time(matcher):
 def test_non_json_values_and_nested_lists_are_dropped():
     from datetime import date
 
-    flat = compiler.flatten({"type": "t", "to": "Red", "account": {"id": "a", "renewal_date": date(2027, 1, 1),
-                                                                   "contacts": [{"name": "x"}], "arr": 10.5,
-                                                                   "segment": None}})
+    flat = compiler.flatten(
+        {
+            "type": "t",
+            "to": "Red",
+            "account": {
+                "id": "a",
+                "renewal_date": date(2027, 1, 1),
+                "contacts": [{"name": "x"}],
+                "arr": 10.5,
+                "segment": None,
+            },
+        }
+    )
     assert flat == {"type": "t", "to": "red", "account__id": "a", "account__arr": 10.5}
 
 
 def test_compiled_definition_is_fresh_json_each_time():
     first, second = compiler.definition(RULES), compiler.definition(RULES)
     assert first == second and first is not second
-    assert first["red-enterprise"] == {"all": [{"m": {"$and": [
-        {"type": "account.health_changed"}, {"to": "red"},
-        {"$or": [{"account__segment": "enterprise"}, {"account__segment": "mid-market"}]}]}}]}
+    assert first["red-enterprise"] == {
+        "all": [
+            {
+                "m": {
+                    "$and": [
+                        {"type": "account.health_changed"},
+                        {"to": "red"},
+                        {"$or": [{"account__segment": "enterprise"}, {"account__segment": "mid-market"}]},
+                    ]
+                }
+            }
+        ]
+    }
     assert first["any-change"] == {"all": [{"m": {"type": "account.health_changed"}}]}
 
 
@@ -389,18 +497,23 @@ def test_an_empty_ruleset_matches_nothing():
 
 
 def test_survives_5000_assert_retract_cycles(matcher):
-    cases = [(event("red", "yellow", segment="enterprise"), ["red-enterprise", "any-change", "red", "worse"]),
-             (event("green"), ["any-change"]),
-             ({**event("red"), "type": "other"}, [])]
+    cases = [
+        (event("red", "yellow", segment="enterprise"), ["red-enterprise", "any-change", "red", "worse"]),
+        (event("green"), ["any-change"]),
+        ({**event("red"), "type": "other"}, []),
+    ]
     for n in range(5000):
         facts, expected = cases[n % len(cases)]
         assert names(matcher, facts) == expected, n
 
 
 def test_is_thread_safe(matcher):
-    cases = [event(to, from_, segment=segment, plan="premier", csm="ana@vendor.example")
-             for to in ("green", "yellow", "red", "black") for from_ in (None, "green", "red")
-             for segment in ("enterprise", "smb")]
+    cases = [
+        event(to, from_, segment=segment, plan="premier", csm="ana@vendor.example")
+        for to in ("green", "yellow", "red", "black")
+        for from_ in (None, "green", "red")
+        for segment in ("enterprise", "smb")
+    ]
     expected = [names(matcher, facts) for facts in cases]
     wrong: list = []
 

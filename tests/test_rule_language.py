@@ -1,5 +1,6 @@
 """The rule language: conditions parsed, type-checked, compiled to the engine, and explained
 (no app, no database). The engine and the Python evaluator must agree on every condition."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from app.filecheck import FileErrors
-from app.matching import compiler, conditions as c
+from app.matching import compiler
+from app.matching import conditions as c
 from app.matching.explain import explain, explain_rule
 from app.matching.loader import failing_rule_tests, load_rule_tests, load_rules
 from app.matching.matcher import Matcher
@@ -18,8 +20,10 @@ from app.playbooks.loader import load_playbooks
 from app.playbooks.model import Playbook
 
 ROOT = Path(__file__).resolve().parent.parent
-PLAYBOOKS = {name: Playbook(name=name, steps=(), version="test")
-             for name in ("usage-decline", "red-action-plan", "monthly-check-in")}
+PLAYBOOKS = {
+    name: Playbook(name=name, steps=(), version="test")
+    for name in ("usage-decline", "red-action-plan", "monthly-check-in")
+}
 
 
 def write(folder: Path, name: str, text: str) -> str:
@@ -47,20 +51,36 @@ def test_the_example_line_parses_into_an_ast():
     assert second.text == 'account.segment in ["enterprise", "mid-market"]' and second.loc == 47
 
 
-@pytest.mark.parametrize("text, kind", [
-    ("a.b exists", c.Exists), ("a.b not exists", c.Exists), ("a.b between 1 and 5", c.Between),
-    ('a.b contains "x"', c.Contains), ('a.b matches "^x"', c.Matches), ('a.b not in ["x"]', c.In),
-    ("not a.b == 1", c.Not), ("all(a == 1, b == 2)", c.And), ("any(a == 1, b == 2)", c.Or),
-    ("(a == 1 or b == 2) and c == 3", c.And), ("a == 1 or b == 2 and c == 3", c.Or),
-])
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("a.b exists", c.Exists),
+        ("a.b not exists", c.Exists),
+        ("a.b between 1 and 5", c.Between),
+        ('a.b contains "x"', c.Contains),
+        ('a.b matches "^x"', c.Matches),
+        ('a.b not in ["x"]', c.In),
+        ("not a.b == 1", c.Not),
+        ("all(a == 1, b == 2)", c.And),
+        ("any(a == 1, b == 2)", c.Or),
+        ("(a == 1 or b == 2) and c == 3", c.And),
+        ("a == 1 or b == 2 and c == 3", c.Or),
+    ],
+)
 def test_every_operator_parses(text, kind):
     assert isinstance(c.parse(text), kind)
 
 
-@pytest.mark.parametrize("text, loc, hint", [
-    ("a = 1", 2, "compare with =="), ("a == enterprise", 5, "need quotes"), ("a == 1 && b == 2", 7, "and, or, not"),
-    ("a ==", 4, "operators"), ("", 0, "operators"),
-])
+@pytest.mark.parametrize(
+    "text, loc, hint",
+    [
+        ("a = 1", 2, "compare with =="),
+        ("a == enterprise", 5, "need quotes"),
+        ("a == 1 && b == 2", 7, "and, or, not"),
+        ("a ==", 4, "operators"),
+        ("", 0, "operators"),
+    ],
+)
 def test_parse_errors_point_at_the_character(text, loc, hint):
     with pytest.raises(c.ConditionError) as caught:
         c.parse(text)
@@ -70,21 +90,46 @@ def test_parse_errors_point_at_the_character(text, loc, hint):
 # --- engine and Python agree ----------------------------------------------------------------
 
 CONDITIONS = [
-    "m.x <= -20", "m.x != 3", "not m.x < 5", "m.x between 1 and 5", "not m.x between 1 and 5",
-    'a.s in ["e", "m"]', 'a.s not in ["e", "m"]', 'a.s not in ["e", null]', 'a.s in ["e", null]',
-    "m.x exists", "m.x not exists", 'not (a.s == "e" or m.x > 2)', 'any(a.s == "e", all(m.x >= 1, m.y exists))',
-    'a.s != "e"', "m.x == null", "m.x != null", "a.b == true", "a.b != false", 'not a.s in ["e"]', "m.x > 1.5",
-    'to == "RED"', "not not m.x == 1", 'a.s == "e" and m.x == 2', 'not (a.s != "e" and m.y == 1)',
+    "m.x <= -20",
+    "m.x != 3",
+    "not m.x < 5",
+    "m.x between 1 and 5",
+    "not m.x between 1 and 5",
+    'a.s in ["e", "m"]',
+    'a.s not in ["e", "m"]',
+    'a.s not in ["e", null]',
+    'a.s in ["e", null]',
+    "m.x exists",
+    "m.x not exists",
+    'not (a.s == "e" or m.x > 2)',
+    'any(a.s == "e", all(m.x >= 1, m.y exists))',
+    'a.s != "e"',
+    "m.x == null",
+    "m.x != null",
+    "a.b == true",
+    "a.b != false",
+    'not a.s in ["e"]',
+    "m.x > 1.5",
+    'to == "RED"',
+    "not not m.x == 1",
+    'a.s == "e" and m.x == 2',
+    'not (a.s != "e" and m.y == 1)',
 ]
 
 
 def test_engine_and_python_evaluator_agree_on_well_typed_facts():
-    rules = tuple(Rule(name=f"r{i}", playbook="p", trigger="t.x", condition=c.parse(text))
-                  for i, text in enumerate(CONDITIONS))
+    rules = tuple(
+        Rule(name=f"r{i}", playbook="p", trigger="t.x", condition=c.parse(text)) for i, text in enumerate(CONDITIONS)
+    )
     matcher = Matcher(RuleSet(rules, "v"))
     wrong = []
-    for x, y, s, b, to in itertools.product([None, -30, -20, 0, 1, 1.5, 2, 3, 5, 6], [None, 1],
-                                            [None, "e", "m", "z"], [None, True, False], [None, "Red", "green"]):
+    for x, y, s, b, to in itertools.product(
+        [None, -30, -20, 0, 1, 1.5, 2, 3, 5, 6],
+        [None, 1],
+        [None, "e", "m", "z"],
+        [None, True, False],
+        [None, "Red", "green"],
+    ):
         facts = {"type": "t.x", "m": {"x": x, "y": y}, "a": {"s": s, "b": b}, "to": to}
         engine = {rule.name for rule in matcher.match(facts)}
         python = {rule.name for rule in rules if c.evaluate(rule.condition, facts)}
@@ -94,17 +139,28 @@ def test_engine_and_python_evaluator_agree_on_well_typed_facts():
 
 
 def test_contains_and_matches_are_checked_in_python_after_the_engine():
-    rule = Rule(name="r", playbook="p", trigger="support.ticket",
-                condition=c.parse('event.properties.subject contains "cancel" and event.properties.severity '
-                                  'in ["high", "urgent"] and account.name matches "^Acme"'))
+    rule = Rule(
+        name="r",
+        playbook="p",
+        trigger="support.ticket",
+        condition=c.parse(
+            'event.properties.subject contains "cancel" and event.properties.severity '
+            'in ["high", "urgent"] and account.name matches "^Acme"'
+        ),
+    )
     assert [check.node.__class__ for check in compiler.checks(rule) if not c.engine_compatible(check.node)] == [
-        c.Contains, c.Matches]
+        c.Contains,
+        c.Matches,
+    ]
     assert "$mt" not in str(compiler.condition(rule))  # durable's regexes are not used
     matcher = Matcher(RuleSet((rule,), "v"))
 
     def facts(subject, severity="high", name="Acme GmbH"):
-        return {"type": "support.ticket", "account": {"name": name},
-                "event": {"properties": {"subject": subject, "severity": severity}}}
+        return {
+            "type": "support.ticket",
+            "account": {"name": name},
+            "event": {"properties": {"subject": subject, "severity": severity}},
+        }
 
     assert [r.name for r in matcher.match(facts("We will CANCEL the contract"))] == ["r"]
     assert matcher.match(facts("Question about invoices")) == []
@@ -113,8 +169,10 @@ def test_contains_and_matches_are_checked_in_python_after_the_engine():
 
 
 def test_contains_on_lists_and_feature_maps():
-    assert c.evaluate(c.parse('event.properties.features contains "reporting"'),
-                      {"event": {"properties": {"features": {"reporting": 3}}}})
+    assert c.evaluate(
+        c.parse('event.properties.features contains "reporting"'),
+        {"event": {"properties": {"features": {"reporting": 3}}}},
+    )
     assert not c.evaluate(c.parse('event.properties.tags contains "vip"'), {"event": {"properties": {"tags": ["a"]}}})
 
 
@@ -122,7 +180,10 @@ def test_contains_on_lists_and_feature_maps():
 
 
 def test_condition_errors_name_file_line_column_and_hint(tmp_path):
-    path = write(tmp_path, "a.yml", """
+    path = write(
+        tmp_path,
+        "a.yml",
+        """
         rules:
           - name: r
             on: usage.daily
@@ -136,7 +197,8 @@ def test_condition_errors_name_file_line_column_and_hint(tmp_path):
             on: health_changed
             if: account.health == "purple" and metrics.seats between 5 and 1
             playbook: red-action-plan
-    """)
+    """,
+    )
     errors = errors_of(tmp_path)
     assert f"{path}:4:9: condition: unknown metric 'logins_7dd' (hint: did you mean 'logins_7d'?" in "\n".join(errors)
     assert any(e.startswith(f"{path}:4:36: condition: account.segment is text") for e in errors)
@@ -148,7 +210,10 @@ def test_condition_errors_name_file_line_column_and_hint(tmp_path):
 
 
 def test_schema_errors_for_the_new_keys(tmp_path):
-    path = write(tmp_path, "a.yml", """
+    path = write(
+        tmp_path,
+        "a.yml",
+        """
         rules:
           - name: r
             on: usage.daily
@@ -164,32 +229,42 @@ def test_schema_errors_for_the_new_keys(tmp_path):
             on: usage.dayly
             schedule: {every: month}
             playbook: usage-decline
-    """)
+    """,
+    )
     errors = "\n".join(errors_of(tmp_path))
-    for expected in [f"{path}:4:5: `to:` only applies to `on: health_changed`",
-                     f"{path}:5:16: rules[0].throttle.once_within '3 fortnights' is not allowed here",
-                     f"{path}:5:54: unknown fact 'acount.id'",
-                     f"{path}:6:13: rules[0].brake.max must be at least 1",
-                     f"{path}:6:21: rules[0].brake.per has an unknown value 'year'",
-                     f"{path}:7:13: unknown key 'segment' in rules[0].scope (hint: did you mean 'segments'?",
-                     f"{path}:10:5: `on: schedule` needs a `schedule:`",
-                     f"{path}:14:5: `schedule:` only applies to `on: schedule`"]:
+    for expected in [
+        f"{path}:4:5: `to:` only applies to `on: health_changed`",
+        f"{path}:5:16: rules[0].throttle.once_within '3 fortnights' is not allowed here",
+        f"{path}:5:54: unknown fact 'acount.id'",
+        f"{path}:6:13: rules[0].brake.max must be at least 1",
+        f"{path}:6:21: rules[0].brake.per has an unknown value 'year'",
+        f"{path}:7:13: unknown key 'segment' in rules[0].scope (hint: did you mean 'segments'?",
+        f"{path}:10:5: `on: schedule` needs a `schedule:`",
+        f"{path}:14:5: `schedule:` only applies to `on: schedule`",
+    ]:
         assert expected in errors, expected
 
 
 def test_params_templates_may_only_use_the_facts(tmp_path):
-    path = write(tmp_path, "a.yml", """
+    path = write(
+        tmp_path,
+        "a.yml",
+        """
         rules:
           - name: r
             on: usage.daily
             playbook: usage-decline
             params: {why: "{{ metrcs.logins_7d }}"}
-    """)
+    """,
+    )
     assert any(e.startswith(f"{path}:5:14: template uses unknown variable 'metrcs'") for e in errors_of(tmp_path))
 
 
 def test_a_full_rule_loads(tmp_path):
-    write(tmp_path, "a.yml", """
+    write(
+        tmp_path,
+        "a.yml",
+        """
         rules:
           - name: decline
             on: usage.daily
@@ -202,24 +277,36 @@ def test_a_full_rule_loads(tmp_path):
             on: schedule
             schedule: {days_before_renewal: 90}
             playbook: monthly-check-in
-    """)
+    """,
+    )
     ruleset = load_rules(str(tmp_path), PLAYBOOKS)
     decline, check_in = ruleset.rules
     assert decline.event_type == "usage.daily" and decline.lifecycle_stages == ("adoption",)
     assert (decline.throttle.seconds, decline.throttle.group_by) == (30 * 86400, ("account.id",))
     assert (decline.brake.max, decline.brake.seconds) == (50, 3600)
-    assert (check_in.event_type, check_in.schedule.kind, check_in.schedule.days) == ("schedule.due", "before_renewal", 90)
-    assert compiler.condition(decline) == {"$and": [
-        {"type": "usage.daily"}, {"account__lifecycle_stage": "adoption"},
-        {"$lte": {"metrics__active_users_change_pct_30d": -20}},
-        {"$or": [{"account__segment": "enterprise"}, {"account__segment": "mid-market"}]}]}
+    assert (check_in.event_type, check_in.schedule.kind, check_in.schedule.days) == (
+        "schedule.due",
+        "before_renewal",
+        90,
+    )
+    assert compiler.condition(decline) == {
+        "$and": [
+            {"type": "usage.daily"},
+            {"account__lifecycle_stage": "adoption"},
+            {"$lte": {"metrics__active_users_change_pct_30d": -20}},
+            {"$or": [{"account__segment": "enterprise"}, {"account__segment": "mid-market"}]},
+        ]
+    }
 
 
 # --- explain and rule tests --------------------------------------------------------------------
 
 
 def test_explain_names_the_failing_check_and_its_value(tmp_path):
-    write(tmp_path, "a.yml", """
+    write(
+        tmp_path,
+        "a.yml",
+        """
         rules:
           - name: decline
             on: usage.daily
@@ -229,17 +316,26 @@ def test_explain_names_the_failing_check_and_its_value(tmp_path):
               - name: wrongly expected to fire
                 facts: {account: {segment: enterprise}, metrics: {active_users_change_pct_30d: -5}}
                 fires: true
-    """)
+    """,
+    )
     matcher = Matcher(load_rules(str(tmp_path), PLAYBOOKS))
-    facts = {"type": "usage.daily", "account": {"segment": "enterprise"}, "metrics": {"active_users_change_pct_30d": -5}}
+    facts = {
+        "type": "usage.daily",
+        "account": {"segment": "enterprise"},
+        "metrics": {"active_users_change_pct_30d": -5},
+    }
     results = explain_rule(matcher.ruleset.rules[0], facts)
-    assert [(r.label, r.ok) for r in results] == [("on: usage.daily", True),
-                                                  ("metrics.active_users_change_pct_30d <= -20", False),
-                                                  ('account.segment == "enterprise"', True)]
+    assert [(r.label, r.ok) for r in results] == [
+        ("on: usage.daily", True),
+        ("metrics.active_users_change_pct_30d <= -20", False),
+        ('account.segment == "enterprise"', True),
+    ]
     assert results[1].detail == "metrics.active_users_change_pct_30d is -5"
     assert explain(matcher, facts)[0]["matched"] is False
     [failure] = failing_rule_tests(matcher, load_rule_tests(str(tmp_path)))
-    assert "failed: metrics.active_users_change_pct_30d <= -20 (metrics.active_users_change_pct_30d is -5)" in str(failure)
+    assert "failed: metrics.active_users_change_pct_30d <= -20 (metrics.active_users_change_pct_30d is -5)" in str(
+        failure
+    )
 
 
 # --- the default rules ---------------------------------------------------------------------------
@@ -256,8 +352,17 @@ def default_matcher():
 
 def test_the_handbook_rules_are_all_there(default_matcher):
     names = {rule.name for rule in default_matcher.ruleset.rules}
-    assert {"green-advocate", "yellow-find-out-why", "red-action-plan", "black-save-attempt", "usage-decline",
-            "new-users-training", "feature-adoption", "low-reporting-use", "monthly-check-in"} <= names
+    assert {
+        "green-advocate",
+        "yellow-find-out-why",
+        "red-action-plan",
+        "black-save-attempt",
+        "usage-decline",
+        "new-users-training",
+        "feature-adoption",
+        "low-reporting-use",
+        "monthly-check-in",
+    } <= names
 
 
 def test_every_default_rule_ships_a_firing_and_a_non_firing_sample(default_matcher):

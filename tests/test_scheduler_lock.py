@@ -1,5 +1,6 @@
 """The scheduler's lock (workers/scheduler.py) on the real Redis: one holder enqueues, a late
 renewal never takes another's lock, a holder that lost it stops, a clean exit releases it."""
+
 from __future__ import annotations
 
 import signal
@@ -9,9 +10,9 @@ import time
 
 import pytest
 
+from app.jobs import MAINTENANCE, queue
 from tests.conftest import ROOT
 from workers import scheduler
-from app.jobs import MAINTENANCE, queue
 
 
 def noop():
@@ -61,8 +62,9 @@ def test_the_process_releases_its_lock_when_stopped_and_a_second_one_takes_over(
 
     def start(name):
         log = open(tmp_path / f"{name}.log", "w")
-        return subprocess.Popen([sys.executable, "-m", "workers.scheduler"], cwd=ROOT, env=test_env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "workers.scheduler"], cwd=ROOT, env=test_env, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def holder(timeout=30):
         deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ logger of the process at DEBUG, captured by caplog, with Werkzeug's access lines
 gunicorn as production runs it (`--access-logfile -`, LOG_LEVEL=DEBUG, gunicorn at debug), whose
 whole output is read back.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,8 +55,17 @@ def secrets(app, db):
     db.session.commit()  # no read transaction left open: the server may write (SQLite)
     return {
         "personal": personal,
-        "values": [TEST_SECRET, TEST_SECRET.removeprefix("whsec_"), TEST_TOKEN, WRONG_SERVICE_TOKEN, personal,
-                   personal.removeprefix("trg_"), personal[:-1] + "x", PASSWORD, WRONG_PASSWORD],
+        "values": [
+            TEST_SECRET,
+            TEST_SECRET.removeprefix("whsec_"),
+            TEST_TOKEN,
+            WRONG_SERVICE_TOKEN,
+            personal,
+            personal.removeprefix("trg_"),
+            personal[:-1] + "x",
+            PASSWORD,
+            WRONG_PASSWORD,
+        ],
     }
 
 
@@ -64,27 +74,36 @@ def exercise(base: str, personal: str) -> None:
     body = json.dumps(health_webhook("acme", "red")).encode()
     tampered = signed_headers(body, secret="whsec_" + "QUJD" * 8)  # a signature by another secret
     assert requests.post(f"{base}/webhooks/crm", data=body, headers=tampered, timeout=10).status_code == 401
-    assert requests.post(f"{base}/webhooks/crm", data=body, headers=signed_headers(body),
-                         timeout=10).status_code == 202
+    assert requests.post(f"{base}/webhooks/crm", data=body, headers=signed_headers(body), timeout=10).status_code == 202
 
-    for token, status in ((WRONG_SERVICE_TOKEN, 401), (personal[:-1] + "x", 401), (TEST_TOKEN, 200),
-                          (personal, 200)):
-        response = requests.get(f"{base}/api/v1/tasks?assignee={ANA}",
-                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    for token, status in ((WRONG_SERVICE_TOKEN, 401), (personal[:-1] + "x", 401), (TEST_TOKEN, 200), (personal, 200)):
+        response = requests.get(
+            f"{base}/api/v1/tasks?assignee={ANA}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
         assert response.status_code == status, token
-    event = {"id": "evt-1", "account_id": "acme", "type": "usage.daily", "occurred_at": "2026-11-20T00:00:00Z",
-             "properties": {"active_users": 3, "logins": 5}}
+    event = {
+        "id": "evt-1",
+        "account_id": "acme",
+        "type": "usage.daily",
+        "occurred_at": "2026-11-20T00:00:00Z",
+        "properties": {"active_users": 3, "logins": 5},
+    }
     for token, status in ((personal, 403), (TEST_TOKEN, 202)):
-        response = requests.post(f"{base}/api/v1/events", json=[event],
-                                 headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        response = requests.post(
+            f"{base}/api/v1/events", json=[event], headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
         assert response.status_code == status
 
     for password, status in ((WRONG_PASSWORD, 401), (PASSWORD, 302)):
         browser = requests.Session()
         form = browser.get(f"{base}/login", timeout=10).text
         csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form).group(1)
-        response = browser.post(f"{base}/login", data={"email": ANA, "password": password, "csrf_token": csrf},
-                                allow_redirects=False, timeout=10)
+        response = browser.post(
+            f"{base}/login",
+            data={"email": ANA, "password": password, "csrf_token": csrf},
+            allow_redirects=False,
+            timeout=10,
+        )
         assert response.status_code == status
 
 
@@ -121,9 +140,27 @@ def test_no_secret_in_gunicorns_access_and_error_logs(test_env, db, secrets, tmp
     env = {**test_env, "LOG_LEVEL": "DEBUG"}
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", f"127.0.0.1:{port}",
-             "--access-logfile", "-", "--error-logfile", "-", "--log-level", "debug", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "1",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--access-logfile",
+                "-",
+                "--error-logfile",
+                "-",
+                "--log-level",
+                "debug",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60

@@ -1,5 +1,6 @@
 """`make run` (`python -m app.serve`): the whole stack on its embedded defaults, as the README's
 first command starts it: SQLite, the embedded Redis, web + WORKER_PROCESSES workers + scheduler."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,17 @@ from rq import Worker
 from tests.conftest import ROOT, free_port, health_webhook, signed_headers
 
 # Set by the test session for the in-process app; `make run` must find its own defaults.
-NOT_INHERITED = ("DATABASE_URL", "REDIS_URL", "CRM_WEBHOOK_SECRET", "API_TOKENS", "TRIAGE_INSTANCE",
-                 "STEP_RETRY_INTERVALS", "EVENT_RETRY_INTERVALS", "WEB_CONCURRENCY", "WORKER_PROCESSES")
+NOT_INHERITED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CRM_WEBHOOK_SECRET",
+    "API_TOKENS",
+    "TRIAGE_INSTANCE",
+    "STEP_RETRY_INTERVALS",
+    "EVENT_RETRY_INTERVALS",
+    "WEB_CONCURRENCY",
+    "WORKER_PROCESSES",
+)
 
 
 def wait_for(check, timeout: float, what: str, output) -> object:
@@ -41,12 +51,19 @@ def test_make_run_starts_every_process_works_a_webhook_and_stops_on_ctrl_c():
     instance = Path(tempfile.mkdtemp(prefix="triage-run-")) / "instance"
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in NOT_INHERITED}
-    env.update(PORT=str(port), TRIAGE_INSTANCE=str(instance), TRIAGE_DEMO="0", WORKER_PROCESSES="2",
-               WEB_CONCURRENCY="1")
+    env.update(
+        PORT=str(port), TRIAGE_INSTANCE=str(instance), TRIAGE_DEMO="0", WORKER_PROCESSES="2", WEB_CONCURRENCY="1"
+    )
     log = instance.parent / "serve.log"
     with open(log, "wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "app.serve"], cwd=ROOT, env=env, stdout=out,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app.serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def output() -> str:
         return log.read_text(errors="replace")[-4000:]
@@ -59,13 +76,21 @@ def test_make_run_starts_every_process_works_a_webhook_and_stops_on_ctrl_c():
         wait_for(lambda: len(Worker.all(connection=connection)) == 2, 60, "two RQ workers", output)
 
         body = json.dumps(health_webhook("acct-run", to="red")).encode()
-        response = requests.post(f"{base}/webhooks/crm", data=body, timeout=10,
-                                 headers=signed_headers(body, secret=secrets["CRM_WEBHOOK_SECRET"]))
+        response = requests.post(
+            f"{base}/webhooks/crm",
+            data=body,
+            timeout=10,
+            headers=signed_headers(body, secret=secrets["CRM_WEBHOOK_SECRET"]),
+        )
         assert response.status_code == 202, response.text
 
         def tasks():
-            answer = requests.get(f"{base}/api/v1/tasks", params={"account": "acct-run"}, timeout=5,
-                                  headers={"Authorization": f"Bearer {secrets['API_TOKEN']}"})
+            answer = requests.get(
+                f"{base}/api/v1/tasks",
+                params={"account": "acct-run"},
+                timeout=5,
+                headers={"Authorization": f"Bearer {secrets['API_TOKEN']}"},
+            )
             assert answer.status_code == 200, answer.text
             return answer.json() if len(answer.json()) == 2 else None
 

@@ -1,24 +1,33 @@
 """Rollups and metrics in event time, through the real events API and RQ workers."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from app.signals.metrics import METRICS, metrics_for
 from app.signals.sentiment import sentiment
 
-START = datetime(2026, 9, 1, tzinfo=timezone.utc)
+START = datetime(2026, 9, 1, tzinfo=UTC)
 
 
 def daily(account, day, active, logins=None, features=None, **extra):
-    return {"id": f"{account}-daily-{day}", "account_id": account, "type": "usage.daily",
-            "occurred_at": (START + timedelta(days=day)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "properties": {"active_users": active, "logins": logins if logins is not None else active * 2,
-                           "features": features or {}, **extra}}
+    return {
+        "id": f"{account}-daily-{day}",
+        "account_id": account,
+        "type": "usage.daily",
+        "occurred_at": (START + timedelta(days=day)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "properties": {
+            "active_users": active,
+            "logins": logins if logins is not None else active * 2,
+            "features": features or {},
+            **extra,
+        },
+    }
 
 
 def send(client, auth, events):
     for start in range(0, len(events), 500):
-        response = client.post("/api/v1/events", json=events[start:start + 500], headers=auth)
+        response = client.post("/api/v1/events", json=events[start : start + 500], headers=auth)
         assert response.status_code == 202, response.get_json()
 
 
@@ -48,19 +57,65 @@ def test_events_out_of_order_give_the_same_metrics(client, db, auth, run_jobs):
 def test_feedback_support_seats_and_users(client, db, auth, run_jobs):
     at = START + timedelta(days=40)
     stamp = lambda d: (START + timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
-    send(client, auth, [
-        {"id": "n1", "account_id": "fb", "type": "feedback.nps", "occurred_at": stamp(10), "properties": {"score": 4}},
-        {"id": "n2", "account_id": "fb", "type": "feedback.nps", "occurred_at": stamp(20), "properties": {"score": 9}},
-        {"id": "h1", "account_id": "fb", "type": "feedback.happiness", "occurred_at": stamp(21),
-         "properties": {"level": "not_happy"}},
-        {"id": "u1", "account_id": "fb", "type": "users.added", "occurred_at": stamp(30), "properties": {"count": 10}},
-        {"id": "s1", "account_id": "fb", "type": "seats.changed", "occurred_at": stamp(31),
-         "properties": {"from": 50, "to": 40}},
-        {"id": "t1", "account_id": "fb", "type": "support.ticket", "occurred_at": stamp(35),
-         "properties": {"severity": "urgent", "subject": "Export broken", "body": "Terrible, we are angry and frustrated"}},
-        {"id": "f1", "account_id": "fb", "type": "usage.feature_used", "occurred_at": stamp(36),
-         "properties": {"feature": "reporting"}},
-    ])
+    send(
+        client,
+        auth,
+        [
+            {
+                "id": "n1",
+                "account_id": "fb",
+                "type": "feedback.nps",
+                "occurred_at": stamp(10),
+                "properties": {"score": 4},
+            },
+            {
+                "id": "n2",
+                "account_id": "fb",
+                "type": "feedback.nps",
+                "occurred_at": stamp(20),
+                "properties": {"score": 9},
+            },
+            {
+                "id": "h1",
+                "account_id": "fb",
+                "type": "feedback.happiness",
+                "occurred_at": stamp(21),
+                "properties": {"level": "not_happy"},
+            },
+            {
+                "id": "u1",
+                "account_id": "fb",
+                "type": "users.added",
+                "occurred_at": stamp(30),
+                "properties": {"count": 10},
+            },
+            {
+                "id": "s1",
+                "account_id": "fb",
+                "type": "seats.changed",
+                "occurred_at": stamp(31),
+                "properties": {"from": 50, "to": 40},
+            },
+            {
+                "id": "t1",
+                "account_id": "fb",
+                "type": "support.ticket",
+                "occurred_at": stamp(35),
+                "properties": {
+                    "severity": "urgent",
+                    "subject": "Export broken",
+                    "body": "Terrible, we are angry and frustrated",
+                },
+            },
+            {
+                "id": "f1",
+                "account_id": "fb",
+                "type": "usage.feature_used",
+                "occurred_at": stamp(36),
+                "properties": {"feature": "reporting"},
+            },
+        ],
+    )
     run_jobs()
     m = metrics_for("fb", at)
     assert (m["nps_last"], m["days_since_nps"], m["happiness_last"]) == (9, 20, 1)
@@ -88,8 +143,11 @@ def test_scores_follow_usage_and_a_band_change_is_an_event(client, db, auth, run
     # Healthy for 40 days, then active users fall by half: the score drops into another band.
     send(client, auth, [daily("drop", d, 100 if d < 40 else 50) for d in range(70)])
     run_jobs()
-    points = db.session.execute(select(HealthScore).where(HealthScore.account_id == "drop")
-                                .order_by(HealthScore.day)).scalars().all()
+    points = (
+        db.session.execute(select(HealthScore).where(HealthScore.account_id == "drop").order_by(HealthScore.day))
+        .scalars()
+        .all()
+    )
     assert len(points) == 70
     assert points[35].band == "green" and points[-1].band != "green"
     assert points[-1].score < points[35].score
@@ -113,7 +171,8 @@ def test_a_broken_scorecard_is_reported_with_file_and_line(tmp_path):
 
     (tmp_path / "cards.yml").write_text(
         "scorecards:\n  - name: x\n    indicators:\n      - {metric: active_users, weight: 1, points: [[0, 0], [1, 100]]}\n"
-        "    bands: {green: 70, red: 0}\n")
+        "    bands: {green: 70, red: 0}\n"
+    )
     with pytest.raises(FileErrors) as error:
         load_scorecards(str(tmp_path))
     assert "cards.yml:4:" in str(error.value) and "active_users_change_pct_30d" in str(error.value)
@@ -126,8 +185,19 @@ def test_the_daily_recompute_notices_an_account_that_went_silent(client, db, aut
     from app.signals.scores import recompute_all
 
     send(client, auth, [daily("quiet", d, 80) for d in range(45)])
-    send(client, auth, [{"id": "crm-only-nps", "account_id": "crm-only", "type": "billing.invoice_overdue",
-                         "occurred_at": "2026-10-01T00:00:00Z", "properties": {"days": 3}}])
+    send(
+        client,
+        auth,
+        [
+            {
+                "id": "crm-only-nps",
+                "account_id": "crm-only",
+                "type": "billing.invoice_overdue",
+                "occurred_at": "2026-10-01T00:00:00Z",
+                "properties": {"days": 3},
+            }
+        ],
+    )
     run_jobs()
     before = db.session.get(Account, "quiet").score
     result = recompute_all(START + timedelta(days=75))  # a month without a single usage event
@@ -138,8 +208,7 @@ def test_the_daily_recompute_notices_an_account_that_went_silent(client, db, aut
     assert db.session.get(Account, "crm-only").score is None
 
 
-def test_a_lasting_disagreement_between_crm_and_score_asks_the_csm_to_review(client, db, auth, run_jobs,
-                                                                              post_webhook):
+def test_a_lasting_disagreement_between_crm_and_score_asks_the_csm_to_review(client, db, auth, run_jobs, post_webhook):
     from datetime import timedelta
 
     from sqlalchemy import select
@@ -176,8 +245,11 @@ def test_scorecards_are_reloaded_when_their_files_change_and_a_broken_change_is_
         scores.load(app)
         first = scores.scorecards().version
         card = folder / "default.yml"
-        card.write_text(card.read_text().replace("bands: {green: 70, yellow: 45, red: 0}",
-                                                 "bands: {green: 75, yellow: 45, red: 0}", 1))
+        card.write_text(
+            card.read_text().replace(
+                "bands: {green: 70, yellow: 45, red: 0}", "bands: {green: 75, yellow: 45, red: 0}", 1
+            )
+        )
         os.utime(card, (clock.time() + 5, clock.time() + 5))
         clock.sleep(0.02)
         second = scores.scorecards()

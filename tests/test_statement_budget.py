@@ -4,9 +4,10 @@ Issue 7's 50 webhooks/s on two cores were reached by cutting a red status change
 statements to 13 (bench/RESULTS.md). Counting is exact and machine-independent, unlike timing:
 a change that adds a round trip per event fails here, and must either earn it or find another way.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event as sa_event
@@ -16,7 +17,7 @@ from app.intake.store import store_event
 from app.models import Account, Task
 from tests.conftest import health_webhook
 
-NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 def statements_of(db, fn) -> list[str]:
@@ -42,8 +43,14 @@ def stored_webhook(db, account_id: str, to: str, at: datetime, key: str) -> int:
     payload = health_webhook(account_id, to=to, occurred_at=at.isoformat().replace("+00:00", "Z"))
     payload.pop("contacts", None)
     payload["account"].pop("contacts", None)
-    event = store_event(source="crm", external_id=key, type="account.health_changed", account_id=account_id,
-                        occurred_at=at, payload=payload)
+    event = store_event(
+        source="crm",
+        external_id=key,
+        type="account.health_changed",
+        account_id=account_id,
+        occurred_at=at,
+        payload=payload,
+    )
     db.session.commit()
     return event.id
 
@@ -53,8 +60,16 @@ def test_a_red_status_change_costs_at_most_13_statements(db, app, known):
     from app.processing import process_one
 
     if known:  # the account exists already, green, with nothing open
-        db.session.add(Account(id="acme", name="Acme GmbH", csm="ana@vendor.example", manager="mo@vendor.example",
-                               health_status="green", health_since=NOW - timedelta(days=3)))
+        db.session.add(
+            Account(
+                id="acme",
+                name="Acme GmbH",
+                csm="ana@vendor.example",
+                manager="mo@vendor.example",
+                health_status="green",
+                health_since=NOW - timedelta(days=3),
+            )
+        )
         db.session.commit()
     event_id = stored_webhook(db, "acme", "red", NOW, "red")
     seen = statements_of(db, lambda: process_one(event_id))
@@ -72,14 +87,36 @@ def test_a_usage_event_costs_at_most_10_statements(db, app):
     for day in range(10):  # some history, so metrics and score have rows to read
         at = NOW - timedelta(days=10 - day)
         key = f"u-{day}"
-        event = store_event(source="api", external_id=key, type="usage.daily", account_id="acme", occurred_at=at,
-                            payload={"id": key, "account_id": "acme", "type": "usage.daily",
-                                     "occurred_at": at.isoformat(), "properties": {"active_users": 40, "logins": 90}})
+        event = store_event(
+            source="api",
+            external_id=key,
+            type="usage.daily",
+            account_id="acme",
+            occurred_at=at,
+            payload={
+                "id": key,
+                "account_id": "acme",
+                "type": "usage.daily",
+                "occurred_at": at.isoformat(),
+                "properties": {"active_users": 40, "logins": 90},
+            },
+        )
         db.session.commit()
         process_one(event.id)
-    event = store_event(source="api", external_id="u-now", type="usage.daily", account_id="acme", occurred_at=NOW,
-                        payload={"id": "u-now", "account_id": "acme", "type": "usage.daily",
-                                 "occurred_at": NOW.isoformat(), "properties": {"active_users": 41, "logins": 92}})
+    event = store_event(
+        source="api",
+        external_id="u-now",
+        type="usage.daily",
+        account_id="acme",
+        occurred_at=NOW,
+        payload={
+            "id": "u-now",
+            "account_id": "acme",
+            "type": "usage.daily",
+            "occurred_at": NOW.isoformat(),
+            "properties": {"active_users": 41, "logins": 92},
+        },
+    )
     db.session.commit()
     seen = statements_of(db, lambda: process_one(event.id))
     assert len(seen) <= 10, "\n".join(seen)

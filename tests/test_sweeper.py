@@ -4,27 +4,28 @@ An event committed but never enqueued (Redis was down at the moment) is found an
 one whose job keeps failing is re-enqueued at most MAX_SWEEPS times, then left in the failed
 jobs for a person to retry.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rq.registry import FailedJobRegistry
 
 from app.intake.store import store_event
+from app.jobs import EVENTS, event_job_id, queue
 from app.models import Event
-from tests.conftest import health_webhook, unprocessed
-from app.jobs import event_job_id
 from app.sweeper import MAX_SWEEPS
+from tests.conftest import health_webhook, unprocessed
 from workers.maintenance import sweep
-from app.jobs import EVENTS, queue
 
-AT = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 def stored(db, key: str, payload: dict) -> Event:
     """Committed and never enqueued: what a Redis outage at the web's enqueue leaves."""
-    event = store_event(source="crm", external_id=key, type="account.health_changed", account_id="acme",
-                        occurred_at=AT, payload=payload)
+    event = store_event(
+        source="crm", external_id=key, type="account.health_changed", account_id="acme", occurred_at=AT, payload=payload
+    )
     db.session.commit()
     return event
 

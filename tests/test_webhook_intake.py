@@ -1,11 +1,11 @@
 """CRM webhook intake: every answer of CONTRACT.md section 4, and nothing stored on a refusal."""
+
 from __future__ import annotations
 
 import json
-
-import pytest
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from app.models import Event
@@ -22,7 +22,11 @@ def test_signed_webhook_is_stored_unprocessed_before_202(client, db, post_webhoo
     assert response.get_json() == {"accepted": 1, "duplicates": 0}
     event = db.session.execute(select(Event)).scalar_one()
     assert (event.source, event.external_id, event.type, event.account_id) == (
-        "crm", "msg_1", "account.health_changed", "acme")
+        "crm",
+        "msg_1",
+        "account.health_changed",
+        "acme",
+    )
     assert event.payload["health"]["to"] == "RED"  # the raw event, as sent
     assert event.processed_at is None and unprocessed(db.session) == 1
 
@@ -79,7 +83,7 @@ def test_body_over_1_mib_is_413(client, db):
 
 
 def test_malformed_json_and_invalid_utf8_are_400(client, db):
-    for body in (b'{"type": ', b'\xff\xfe{}'):
+    for body in (b'{"type": ', b"\xff\xfe{}"):
         response = client.post("/webhooks/crm", data=body, headers=signed_headers(body))
         assert response.status_code == 400
         assert response.get_json()["error"]
@@ -109,14 +113,18 @@ def test_unknown_status_is_400_naming_the_allowed_values(client, db, post_webhoo
 
 
 def test_account_updated_needs_no_health(client, db, post_webhook):
-    payload = {"type": "account.updated", "occurred_at": "2026-11-20T10:00:00Z",
-               "account": {"id": "acme", "plan": "enterprise"}}
+    payload = {
+        "type": "account.updated",
+        "occurred_at": "2026-11-20T10:00:00Z",
+        "account": {"id": "acme", "plan": "enterprise"},
+    }
     assert post_webhook(payload).status_code == 202
 
 
 def test_text_and_times_the_database_cannot_hold_are_400_and_store_nothing(client, db):
     """NUL characters and lone surrogates (PostgreSQL refuses both), NaN and Infinity (not JSON),
     and a time with no UTC equivalent: the sender's error, never a 5xx or a 503 to retry."""
+
     def changed(path: tuple, value) -> dict:
         payload = health_webhook()
         target = payload
@@ -140,7 +148,7 @@ def test_text_and_times_the_database_cannot_hold_are_400_and_store_nothing(clien
         assert response.status_code == 400, (what, response.status_code, response.get_json())
         assert "error" in response.get_json(), what
     for literal in (b"NaN", b"Infinity", b"1e400"):
-        body = json.dumps(health_webhook()).replace('"reason"', '"score": %s, "reason"' % literal.decode(), 1).encode()
+        body = json.dumps(health_webhook()).replace('"reason"', '"score": {}, "reason"'.format(literal.decode()), 1).encode()
         response = client.post("/webhooks/crm", data=body, headers=signed_headers(body))
         assert response.status_code == 400, (literal, response.status_code)
     assert db.session.scalar(select(func.count(Event.id))) == 0
@@ -150,9 +158,14 @@ def test_database_down_is_503_with_retry_after(tmp_path, redis_url):
     from app import create_app
 
     # A database of our own that is not there (a closed port); the machine's stays untouched.
-    broken = create_app({"TESTING": True, "CRM_WEBHOOK_SECRET": TEST_SECRET,
-                         "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://postgres@127.0.0.1:9/none",
-                         "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"connect_timeout": 2}}})
+    broken = create_app(
+        {
+            "TESTING": True,
+            "CRM_WEBHOOK_SECRET": TEST_SECRET,
+            "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://postgres@127.0.0.1:9/none",
+            "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"connect_timeout": 2}},
+        }
+    )
     body = json.dumps(health_webhook()).encode()
     response = broken.test_client().post("/webhooks/crm", data=body, headers=signed_headers(body))
     assert response.status_code == 503
@@ -188,8 +201,12 @@ def test_behind_a_trusted_proxy_the_limit_counts_per_client_and_never_per_forged
 
     def post(address):
         body = json.dumps(health_webhook(account_id=f"px-{address}")).encode()
-        return client.post("/webhooks/crm", data=body, headers={**signed_headers(body), "X-Forwarded-For": address},
-                           environ_base={"REMOTE_ADDR": "10.0.0.2"}).status_code  # the proxy's own address
+        return client.post(
+            "/webhooks/crm",
+            data=body,
+            headers={**signed_headers(body), "X-Forwarded-For": address},
+            environ_base={"REMOTE_ADDR": "10.0.0.2"},
+        ).status_code  # the proxy's own address
 
     answers = [post(address) for address in ("203.0.113.1", "203.0.113.1", "203.0.113.1", "198.51.100.7")]
     assert answers == ([202, 202, 429, 202] if trusted else [202, 202, 429, 429])

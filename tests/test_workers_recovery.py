@@ -1,5 +1,6 @@
 """A worker killed in the middle of a step does not lose it: real `python -m workers.worker`
 processes, SIGKILLed mid-step, then the recovery job and a second worker finish it once."""
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,9 @@ def worker(test_env, playbooks_dir, burst=False, mode=()):
     env = {**test_env, "PLAYBOOKS_DIR": str(playbooks_dir), "STEP_LEASE_SECONDS": "2"}
     args = [sys.executable, "-m", "workers.worker", *mode] + (["--burst"] if burst else [])
     # Own session: the kill takes the worker and its work horse, as a machine crash would.
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def children(pid: int) -> list[int]:
@@ -68,8 +70,7 @@ def wait_until(condition, timeout=30.0, message=None):
 
 
 @pytest.mark.parametrize("mode", [(), ("--fork",)], ids=["in-process", "fork"])
-def test_a_step_whose_worker_is_killed_is_retried_and_completes_once(db, app, receiver, test_env, slow_playbooks,
-                                                                   mode):
+def test_a_step_whose_worker_is_killed_is_retried_and_completes_once(db, app, receiver, test_env, slow_playbooks, mode):
     make_account(db)
     receiver.delay_first = 30  # the first delivery hangs: the worker is mid-step when killed
     playbook = load_playbooks(str(slow_playbooks))["slow-hook"]
@@ -94,15 +95,23 @@ def test_a_step_whose_worker_is_killed_is_retried_and_completes_once(db, app, re
             os.killpg(process.pid, signal.SIGKILL)
     # While the lease lives, the step is not touched; once it expired, it is retried.
     seen = []
-    wait_until(lambda: seen.append(recover_lost_steps()) or seen[-1]["retried"] == [step_id], timeout=15,
-               message=lambda: (seen[-3:], steps_of(db, run_id)["call"].status))
+    wait_until(
+        lambda: seen.append(recover_lost_steps()) or seen[-1]["retried"] == [step_id],
+        timeout=15,
+        message=lambda: (seen[-3:], steps_of(db, run_id)["call"].status),
+    )
     step = steps_of(db, run_id)["call"]
     assert step.status == "queued" and "stopped (killed or lost)" in step.error
     assert recover_lost_steps() == {"retried": [], "failed": []}
 
-    result = subprocess.run(worker(test_env, slow_playbooks, burst=True).args, cwd=ROOT, timeout=120,
-                            env={**test_env, "PLAYBOOKS_DIR": str(slow_playbooks), "STEP_LEASE_SECONDS": "2"},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        worker(test_env, slow_playbooks, burst=True).args,
+        cwd=ROOT,
+        timeout=120,
+        env={**test_env, "PLAYBOOKS_DIR": str(slow_playbooks), "STEP_LEASE_SECONDS": "2"},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     step = steps_of(db, run_id)["call"]
     assert (step.status, step.attempts, step.error) == ("succeeded", 2, None)
@@ -117,8 +126,9 @@ def test_a_lost_step_without_attempts_left_fails_visibly_and_can_be_retried(db, 
 
     make_account(db)
     run_id = launch_playbook(db, "usage-decline", params={})
-    step = db.session.execute(select(RunStep).where(RunStep.run_id == run_id, RunStep.name == "add-to-watch-list")) \
-        .scalar_one()
+    step = db.session.execute(
+        select(RunStep).where(RunStep.run_id == run_id, RunStep.name == "add-to-watch-list")
+    ).scalar_one()
     from app.redis_conn import get_redis
 
     get_redis().flushdb()  # its job is gone with the dead worker

@@ -1,4 +1,5 @@
 """Task SLAs by the periodic job: overdue flag, reminder, `task.overdue` event, escalation, snooze wake-up."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -9,8 +10,8 @@ from app.models import AuditEntry, Event, MailLog, Task, User
 from app.models.types import utcnow
 from app.playbooks.tasks import snooze_task
 from tests.test_playbooks_support import launch_playbook, make_account  # noqa: F401
-from workers.periodic import PERIODIC
 from workers.maintenance import check_gdpr_deadlines, check_tasks
+from workers.periodic import PERIODIC
 
 
 def test_periodic_jobs_are_declared_as_data():
@@ -39,8 +40,13 @@ def test_an_overdue_task_is_flagged_reminded_then_escalated_to_the_manager(db, a
     # The internal event rules can match, stored once through the intake.
     [event] = db.session.execute(select(Event).where(Event.type == "task.overdue")).scalars().all()
     assert (event.source, event.external_id) == ("triage", f"task-overdue-{task.id}")
-    assert event.payload["properties"] == {"task_id": task.id, "run_id": task.run_id, "playbook": "monthly-check-in",
-                                           "priority": "normal", "assignee": "ana@vendor.example"}
+    assert event.payload["properties"] == {
+        "task_id": task.id,
+        "run_id": task.run_id,
+        "playbook": "monthly-check-in",
+        "priority": "normal",
+        "assignee": "ana@vendor.example",
+    }
     # A second pass before the delay: nothing new.
     assert check_tasks() == {"woken": 0, "overdue": 0, "escalated": 0}
     assert len(smtp_inbox.to("ana@vendor.example")) == 1
@@ -107,12 +113,17 @@ def test_the_scheduler_process_enqueues_the_periodic_jobs(db, test_env):
     import sys
     import time
 
+    from app.jobs import MAINTENANCE, queue
     from app.redis_conn import get_redis
     from tests.conftest import ROOT
-    from app.jobs import MAINTENANCE, queue
 
-    process = subprocess.Popen([sys.executable, "-m", "workers.scheduler"], cwd=ROOT, env=test_env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workers.scheduler"],
+        cwd=ROOT,
+        env=test_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         q = queue(MAINTENANCE)
         wanted = {job["func"].__name__ for job in PERIODIC}

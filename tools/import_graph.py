@@ -119,8 +119,10 @@ def _known(name: str, modules: dict[str, Path]) -> str | None:
 
 def problems(graph: ImportGraph | None = None) -> list[str]:
     graph = graph or build()
-    found = [f"{module} imports {target}: the core never imports the workers; enqueue by name "
-             f"through app/jobs.py" for module, target in graph.upward_imports()]
+    found = [
+        f"{module} imports {target}: the core never imports the workers; enqueue by name through app/jobs.py"
+        for module, target in graph.upward_imports()
+    ]
     found += [f"import circle of {len(group)} modules: {', '.join(group)}" for group in graph.circles()]
     return found
 

@@ -4,6 +4,7 @@ Inside a test or a worker that already pushed an app context, jobs use it. After
 fork, pooled database connections belong to the parent: drop them (without closing
 the parent's sockets), as SQLAlchemy recommends for multiprocessing.
 """
+
 from __future__ import annotations
 
 import functools

@@ -20,6 +20,10 @@ PERIODIC = [
     {"func": maintenance.recompute_scores, "interval": 86400, "queue": MAINTENANCE, "name": "recompute-scores"},
     # The executive dashboard's figures for everyone and each manager's team, so a page view only reads them.
     {"func": maintenance.warm_dashboards, "interval": 60, "queue": MAINTENANCE, "name": "warm-dashboards"},
-    {"func": maintenance.review_health_statuses, "interval": 86400, "queue": MAINTENANCE,
-     "name": "review-health-statuses"},
+    {
+        "func": maintenance.review_health_statuses,
+        "interval": 86400,
+        "queue": MAINTENANCE,
+        "name": "review-health-statuses",
+    },
 ]

@@ -10,6 +10,7 @@ another host, or started by mistake) is harmless: only the holder of a Redis loc
   without the key, a long pause past the TTL): if not, it stops enqueueing and waits for
   the lock again like any other scheduler.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,7 +20,6 @@ import threading
 import time
 
 import redis
-
 from rq.cron import CronScheduler
 
 from app.redis_conn import get_redis
@@ -100,8 +100,13 @@ def main() -> None:
                     acquire_lock(connection, owner)
                     scheduler = LockedCronScheduler(connection=connection, logging_level=logging.INFO, owner=owner)
                     for job in PERIODIC:
-                        scheduler.register(job["func"], queue_name=job["queue"], interval=job["interval"],
-                                           name=job["name"], job_timeout=300)
+                        scheduler.register(
+                            job["func"],
+                            queue_name=job["queue"],
+                            interval=job["interval"],
+                            name=job["name"],
+                            job_timeout=300,
+                        )
                     scheduler.start()  # returns when asked to stop (SIGTERM, Ctrl-C)
                     return
                 except LockLost as exc:

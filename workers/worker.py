@@ -12,6 +12,7 @@ or step is then recovered like any other whose worker died (the outbox sweeper, 
 leases), so run workers under a supervisor that restarts them (`make run`, systemd, compose
 all do). `--max-jobs N` makes a worker exit after N jobs, for a supervisor to start afresh.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,9 +21,9 @@ import logging
 from rq import SimpleWorker, Worker
 
 from app import catalog
+from app.jobs import ALL, queue
 from app.redis_conn import get_redis
 from workers.context import get_app
-from app.jobs import ALL, queue
 
 
 class CatalogRefresh:
@@ -57,8 +58,9 @@ def main(argv: list[str] | None = None) -> None:
         worker_class = TriageWorker if args.fork else TriageSimpleWorker
         # Maintenance every minute rather than RQ's ten: it restarts the worker's scheduler (retries,
         # waits) after a Redis outage, and finds jobs whose worker died, that much sooner.
-        worker = worker_class([queue(name) for name in ALL], connection=get_redis(), name=args.name,
-                              maintenance_interval=60)
+        worker = worker_class(
+            [queue(name) for name in ALL], connection=get_redis(), name=args.name, maintenance_interval=60
+        )
         logging.getLogger("rq.worker").setLevel(logging.INFO)
         worker.work(burst=args.burst, with_scheduler=True, max_jobs=args.max_jobs)
 

@@ -11,6 +11,7 @@
 - records.py   /admin/event/, /admin/playbookrun/ (read-only)
 - cli.py       `flask users create|list|set-password`
 """
+
 from __future__ import annotations
 
 from flask import Flask
@@ -37,8 +38,12 @@ def init_app(app: Flask) -> None:
     cli.init_app(app)
 
     # One Admin per app: views hold per-app blueprints.
-    admin = Admin(app, name="Triage", index_view=HomeView(),
-                  theme=Bootstrap4Theme(base_template="triage_admin/base.html", fluid=True))
+    admin = Admin(
+        app,
+        name="Triage",
+        index_view=HomeView(),
+        theme=Bootstrap4Theme(base_template="triage_admin/base.html", fluid=True),
+    )
     admin.add_view(TaskView(Task, db, name="Tasks", endpoint="task"))
     admin.add_view(AccountView(Account, db, name="Accounts", endpoint="account"))
     admin.add_view(DashboardView(name="Dashboard", endpoint="dashboard"))
@@ -46,7 +51,5 @@ def init_app(app: Flask) -> None:
     admin.add_view(QueuesView(name="Queues", endpoint="queues"))
     admin.add_view(AuditView(AuditEntry, db, name="Audit log", endpoint="audit"))
     admin.add_view(EventView(Event, db, name="Events", endpoint="event", category="Records"))
-    admin.add_view(PlaybookRunView(PlaybookRun, db, name="Playbook runs", endpoint="playbookrun",
-                                   category="Records"))
+    admin.add_view(PlaybookRunView(PlaybookRun, db, name="Playbook runs", endpoint="playbookrun", category="Records"))
     app.extensions["triage_admin"] = admin
-

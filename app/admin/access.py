@@ -7,6 +7,7 @@ E-mails are compared case-insensitively: CRMs do not agree on case.
 The `*_for(user, ...)` functions take the user; the API applies them to the user of a personal
 token (app/api/auth.py). The others apply them to the signed-in admin user.
 """
+
 from __future__ import annotations
 
 from flask import abort, g, redirect, request, url_for
@@ -44,11 +45,13 @@ def _distinct(column) -> list[str]:
     """The distinct values of an indexed column by a loose index scan: one index seek per value
     (SELECT DISTINCT reads the whole index: 60 ms for 100,000 tasks on PostgreSQL)."""
     table, name = column.table.name, column.name  # from the model, never from a request
-    return db.session.scalars(text(
-        f'WITH RECURSIVE seen(v) AS (SELECT min("{name}") FROM "{table}" '
-        f'UNION ALL SELECT (SELECT min("{name}") FROM "{table}" WHERE "{name}" > seen.v) FROM seen '
-        f'WHERE seen.v IS NOT NULL) SELECT v FROM seen WHERE v IS NOT NULL'
-    )).all()
+    return db.session.scalars(
+        text(
+            f'WITH RECURSIVE seen(v) AS (SELECT min("{name}") FROM "{table}" '
+            f'UNION ALL SELECT (SELECT min("{name}") FROM "{table}" WHERE "{name}" > seen.v) FROM seen '
+            f"WHERE seen.v IS NOT NULL) SELECT v FROM seen WHERE v IS NOT NULL"
+        )
+    ).all()
 
 
 # -- the rules, for any user (the admin passes the signed-in user, the API its token's user) --
@@ -96,8 +99,14 @@ def scope_audit_for(user, query):
     tasks = scope_tasks_for(user, select(cast(Task.id, String)))
     runs = select(cast(PlaybookRun.id, String)).where(PlaybookRun.account_id.in_(accounts))
     kind, key = AuditEntry.object_type, AuditEntry.object_id
-    return query.filter(or_(and_(kind == "task", key.in_(tasks)), and_(kind == "account", key.in_(accounts)),
-                            and_(kind == "run", key.in_(runs)), kind == "rule"))
+    return query.filter(
+        or_(
+            and_(kind == "task", key.in_(tasks)),
+            and_(kind == "account", key.in_(accounts)),
+            and_(kind == "run", key.in_(runs)),
+            kind == "rule",
+        )
+    )
 
 
 def assignee_check_for(user):

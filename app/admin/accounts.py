@@ -1,4 +1,5 @@
 """Accounts: the portfolio list and the page of one account."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -31,12 +32,18 @@ CLOSED_SHOWN = 20
 EVENTS_SHOWN = 30
 USAGE_DAYS = 90
 # The figures shown beside the usage chart (app/signals/metrics.py computes them).
-KEY_METRICS = (("active_users_avg_30d", "active users (30-day mean)"),
-               ("active_users_change_pct_30d", "change vs the 30 days before, %"),
-               ("logins_30d", "logins, 30 days"), ("seats", "seats"), ("new_users_30d", "new users, 30 days"),
-               ("features_used_30d", "features used, 30 days"), ("nps_last", "last NPS"),
-               ("happiness_last", "last happiness (1-4)"), ("tickets_30d", "support tickets, 30 days"),
-               ("ticket_sentiment_30d", "ticket sentiment (-1..1)"))
+KEY_METRICS = (
+    ("active_users_avg_30d", "active users (30-day mean)"),
+    ("active_users_change_pct_30d", "change vs the 30 days before, %"),
+    ("logins_30d", "logins, 30 days"),
+    ("seats", "seats"),
+    ("new_users_30d", "new users, 30 days"),
+    ("features_used_30d", "features used, 30 days"),
+    ("nps_last", "last NPS"),
+    ("happiness_last", "last happiness (1-4)"),
+    ("tickets_30d", "support tickets, 30 days"),
+    ("ticket_sentiment_30d", "ticket sentiment (-1..1)"),
+)
 
 
 def _name(view, context, account, name):
@@ -91,35 +98,54 @@ class AccountView(ScopedModelView):
         if not may_see_account(account):
             abort(403)
         history = db.session.scalars(
-            select(HealthChange).where(HealthChange.account_id == account.id)
-            .order_by(HealthChange.at.desc(), HealthChange.id.desc()).limit(HISTORY_LIMIT)
+            select(HealthChange)
+            .where(HealthChange.account_id == account.id)
+            .order_by(HealthChange.at.desc(), HealthChange.id.desc())
+            .limit(HISTORY_LIMIT)
         ).all()
         runs = db.session.scalars(
-            select(PlaybookRun).where(PlaybookRun.account_id == account.id)
+            select(PlaybookRun)
+            .where(PlaybookRun.account_id == account.id)
             .options(selectinload(PlaybookRun.steps))
-            .order_by(PlaybookRun.started_at.desc(), PlaybookRun.id.desc()).limit(RUNS_LIMIT)
+            .order_by(PlaybookRun.started_at.desc(), PlaybookRun.id.desc())
+            .limit(RUNS_LIMIT)
         ).all()
         tasks = db.session.scalars(
             select(Task).where(Task.account_id == account.id).order_by(*Task.urgency_order())
         ).all()
         step_tasks = {t.step_id: t.id for t in tasks if t.step_id is not None}
         scores = score_points(account.id)
-        chart = charts.health_timeline([(h.at, h.status) for h in reversed(history)], utcnow(),
-                                       f"Health of {account} over time", scores=scores or None)
+        chart = charts.health_timeline(
+            [(h.at, h.status) for h in reversed(history)],
+            utcnow(),
+            f"Health of {account} over time",
+            scores=scores or None,
+        )
         may_see = assignee_check()
         events = db.session.scalars(
-            select(Event).where(Event.account_id == account.id)
-            .order_by(Event.occurred_at.desc(), Event.id.desc()).limit(EVENTS_SHOWN)
+            select(Event)
+            .where(Event.account_id == account.id)
+            .order_by(Event.occurred_at.desc(), Event.id.desc())
+            .limit(EVENTS_SHOWN)
         ).all()
         metrics = metrics_for(account.id, utcnow())
         return self.render(
             "triage_admin/account.html",
-            account=account, history=history, runs=runs, step_tasks=step_tasks, chart=chart, scores=scores,
-            usage_chart=usage_chart(account), key_metrics=[(label, metrics.get(name)) for name, label in KEY_METRICS],
+            account=account,
+            history=history,
+            runs=runs,
+            step_tasks=step_tasks,
+            chart=chart,
+            scores=scores,
+            usage_chart=usage_chart(account),
+            key_metrics=[(label, metrics.get(name)) for name, label in KEY_METRICS],
             events=[(e, event_summary(e)) for e in events],
             open_tasks=[t for t in tasks if t.status in fmt.OPEN_TASK],
-            closed_tasks=sorted((t for t in tasks if t.status not in fmt.OPEN_TASK),
-                                key=lambda t: t.completed_at or t.created_at, reverse=True)[:CLOSED_SHOWN],
+            closed_tasks=sorted(
+                (t for t in tasks if t.status not in fmt.OPEN_TASK),
+                key=lambda t: t.completed_at or t.created_at,
+                reverse=True,
+            )[:CLOSED_SHOWN],
             # A CSM may see an account yet not its manager's task.
             may_open_task={t.id for t in tasks if may_see(t.assignee)},
             show_records=current_user.role in EVERYTHING,
@@ -130,15 +156,21 @@ def usage_chart(account: Account):
     """Active users, logins and seats per day over the last USAGE_DAYS (gaps where no data)."""
     today = utcnow().date()
     start = today - timedelta(days=USAGE_DAYS - 1)
-    rows = {r.day: r for r in db.session.execute(
-        select(DailyUsage.day, DailyUsage.active_users, DailyUsage.logins, DailyUsage.seats)
-        .where(DailyUsage.account_id == account.id, DailyUsage.day >= start)
-    )}
+    rows = {
+        r.day: r
+        for r in db.session.execute(
+            select(DailyUsage.day, DailyUsage.active_users, DailyUsage.logins, DailyUsage.seats).where(
+                DailyUsage.account_id == account.id, DailyUsage.day >= start
+            )
+        )
+    }
     if not rows:
         return None
     days = [start + timedelta(days=i) for i in range(USAGE_DAYS)]
-    series = {name: [getattr(rows[d], column) if d in rows else None for d in days]
-              for name, column in (("active users", "active_users"), ("logins", "logins"), ("seats", "seats"))}
+    series = {
+        name: [getattr(rows[d], column) if d in rows else None for d in days]
+        for name, column in (("active users", "active_users"), ("logins", "logins"), ("seats", "seats"))
+    }
     return charts.lines([d.strftime("%d %b") for d in days], series, f"Usage of {account}, last {USAGE_DAYS} days")
 
 
@@ -155,6 +187,10 @@ def event_summary(event: Event) -> str:
 
 def score_points(account_id: str) -> list[tuple]:
     """(time, score) points of one account, oldest first, for the health chart."""
-    rows = db.session.execute(select(HealthScore.at, HealthScore.score).where(HealthScore.account_id == account_id)
-                              .order_by(HealthScore.at.desc()).limit(SCORES_LIMIT)).all()
+    rows = db.session.execute(
+        select(HealthScore.at, HealthScore.score)
+        .where(HealthScore.account_id == account_id)
+        .order_by(HealthScore.at.desc())
+        .limit(SCORES_LIMIT)
+    ).all()
     return [(at, float(score)) for at, score in reversed(rows)]

@@ -1,18 +1,18 @@
 """The audit log: who changed what (task outcomes, reassignments, rule toggles, off-boardings),
 newest first. Read-only, for managers (about their team's tasks, runs and accounts, and rule
 switches) and for CS ops and admins (everything)."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import url_for
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual, FilterLike
+from flask_login import current_user
 from markupsafe import Markup
 
 from app.admin import formatting as fmt
-from flask_login import current_user
-
 from app.admin.access import OPERATORS, scope_audit_for
 from app.admin.views import AdminModelView
 from app.models import AuditEntry
@@ -23,14 +23,14 @@ class SinceFilter(BaseSQLAFilter):
 
     CHOICES = (("1", "last 24 hours"), ("7", "last 7 days"), ("30", "last 30 days"), ("90", "last 90 days"))
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(AuditEntry.at, "When", options=self.CHOICES)
 
     def validate(self, value) -> bool:
         return value in dict(self.CHOICES)
 
     def apply(self, query, value, alias=None):
-        return query.filter(AuditEntry.at >= datetime.now(timezone.utc) - timedelta(days=int(value)))
+        return query.filter(AuditEntry.at >= datetime.now(UTC) - timedelta(days=int(value)))
 
     def operation(self) -> str:
         return "in"
@@ -38,19 +38,22 @@ class SinceFilter(BaseSQLAFilter):
 
 def _object(view, context, entry, name):
     if entry.object_type == "task" and entry.object_id.isdigit():
-        return Markup('<a href="{}">task {}</a>').format(url_for("task.page", task_id=int(entry.object_id)),
-                                                         entry.object_id)
+        return Markup('<a href="{}">task {}</a>').format(
+            url_for("task.page", task_id=int(entry.object_id)), entry.object_id
+        )
     if entry.object_type == "account":
-        return Markup('<a href="{}">account {}</a>').format(url_for("account.page", account_id=entry.object_id),
-                                                            entry.object_id)
+        return Markup('<a href="{}">account {}</a>').format(
+            url_for("account.page", account_id=entry.object_id), entry.object_id
+        )
     return Markup("{} {}").format(entry.object_type, entry.object_id)
 
 
 def _details(view, context, entry, name):
     if not entry.details:
         return fmt.text(None)
-    return Markup('<details><summary class="small">details</summary><pre class="mb-0 small">{}</pre></details>'
-                  ).format(json.dumps(entry.details, indent=2, sort_keys=True, default=str))
+    return Markup('<details><summary class="small">details</summary><pre class="mb-0 small">{}</pre></details>').format(
+        json.dumps(entry.details, indent=2, sort_keys=True, default=str)
+    )
 
 
 class AuditView(AdminModelView):

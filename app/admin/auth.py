@@ -1,4 +1,5 @@
 """Signing in and out of the admin: session cookies, e-mail and password."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -40,8 +41,13 @@ def _safe_next(target: str | None) -> str:
     """Only same-site paths: `next` must never send a signed-in user elsewhere."""
     if target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//") \
-                and "\\" not in target:
+        if (
+            not parts.scheme
+            and not parts.netloc
+            and target.startswith("/")
+            and not target.startswith("//")
+            and "\\" not in target
+        ):
             return target
     return url_for("admin.index")
 

@@ -1,4 +1,5 @@
 """`flask users ...`: the people who sign in to the admin, and their personal API tokens."""
+
 from __future__ import annotations
 
 import click
@@ -38,11 +39,13 @@ def _password(password: str | None) -> str:
     return _check_password(password)
 
 
-def create_user(email: str, password: str, role: str = "csm", name: str | None = None,
-                manager_email: str | None = None) -> User:
+def create_user(
+    email: str, password: str, role: str = "csm", name: str | None = None, manager_email: str | None = None
+) -> User:
     """Create and commit a user (e-mails are stored lower-case)."""
-    user = User(email=email.lower(), name=name, role=role,
-                manager_email=manager_email.lower() if manager_email else None)
+    user = User(
+        email=email.lower(), name=name, role=role, manager_email=manager_email.lower() if manager_email else None
+    )
     user.set_password(password)
     db.session.add(user)
     db.session.commit()
@@ -55,7 +58,7 @@ def create_user(email: str, password: str, role: str = "csm", name: str | None =
 @click.option("--name", help="Display name.")
 @click.option("--password", help="Prompted for (hidden) when omitted.")
 @click.option("--manager", "manager_email", help="The manager's e-mail: they see this person's tasks.")
-def create_command(email, role, name, password, manager_email):
+def create_command(email, role, name, password, manager_email) -> None:
     """Create a user who signs in with EMAIL."""
     email = _check_email(email)
     if manager_email:
@@ -69,7 +72,7 @@ def create_command(email, role, name, password, manager_email):
 @users.command("set-password")
 @click.argument("email")
 @click.option("--password", help="Prompted for (hidden) when omitted.")
-def set_password_command(email, password):
+def set_password_command(email, password) -> None:
     """Set a new password for EMAIL."""
     user = _find(email)
     if user is None:
@@ -80,7 +83,7 @@ def set_password_command(email, password):
 
 
 @users.command("list")
-def list_command():
+def list_command() -> None:
     """Everyone who can sign in, with role and manager."""
     rows = db.session.scalars(select(User).order_by(User.role, User.email)).all()
     if not rows:
@@ -100,8 +103,9 @@ def create_token(user: User, name: str) -> tuple[ApiToken, str]:
     row = ApiToken(user_id=user.id, name=name, token_hash=token_hash(token))
     db.session.add(row)
     db.session.flush()
-    audit.record("cli", "api_token.created", "api_token", row.id, f"{user.email}: {name}",
-                 {"user": user.email, "name": name})
+    audit.record(
+        "cli", "api_token.created", "api_token", row.id, f"{user.email}: {name}", {"user": user.email, "name": name}
+    )
     db.session.commit()
     return row, token
 
@@ -109,7 +113,7 @@ def create_token(user: User, name: str) -> tuple[ApiToken, str]:
 @users.command("token")
 @click.argument("email")
 @click.option("--name", default="personal", show_default=True, help="What the token is for, to tell tokens apart.")
-def token_command(email, name):
+def token_command(email, name) -> None:
     """Make a personal API token for EMAIL: the API then sees what EMAIL sees in the admin."""
     user = _find(email)
     if user is None:
@@ -126,7 +130,7 @@ def token_command(email, name):
 
 @users.command("tokens")
 @click.argument("email")
-def tokens_command(email):
+def tokens_command(email) -> None:
     """List EMAIL's personal API tokens (never the tokens themselves)."""
     user = _find(email)
     if user is None:
@@ -144,7 +148,7 @@ def tokens_command(email):
 
 @users.command("revoke-token")
 @click.argument("token_id", type=int)
-def revoke_token_command(token_id):
+def revoke_token_command(token_id) -> None:
     """Revoke the personal API token TOKEN_ID (from `flask users tokens EMAIL`): refused at once."""
     row = db.session.get(ApiToken, token_id)
     if row is None:
@@ -153,8 +157,14 @@ def revoke_token_command(token_id):
         click.echo(f"token {row.id} was revoked already ({_when(row.revoked_at)})")
         return
     row.revoked_at = utcnow()
-    audit.record("cli", "api_token.revoked", "api_token", row.id, f"{row.user.email}: {row.name}",
-                 {"user": row.user.email, "name": row.name})
+    audit.record(
+        "cli",
+        "api_token.revoked",
+        "api_token",
+        row.id,
+        f"{row.user.email}: {row.name}",
+        {"user": row.user.email, "name": row.name},
+    )
     db.session.commit()
     click.echo(f"revoked token {row.id} ({row.name}) of {row.user.email}")
 

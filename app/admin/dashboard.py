@@ -5,9 +5,10 @@ scope (app/admin/dashboard_snapshot.py): the page reads them and draws the chart
 (app/admin/charts.py, inline SVG). Managers see their team's portfolio, CS ops and admins
 everyone's; the page says as of when its figures are.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask_admin import expose
 from flask_login import current_user
@@ -24,7 +25,7 @@ class DashboardView(AdminView):
 
     @expose("/")
     def index(self):
-        snapshot = dashboard_snapshot.for_page(datetime.now(timezone.utc))
+        snapshot = dashboard_snapshot.for_page(datetime.now(UTC))
         as_of = datetime.fromisoformat(snapshot["as_of"])
         points = week_points(as_of)
         labels = [(p - timedelta(days=1)).strftime("%d %b") for p in points[:-1]] + ["now"]
@@ -35,12 +36,21 @@ class DashboardView(AdminView):
         known = [v for v in scores_weekly if v is not None]
         return self.render(
             "triage_admin/dashboard.html",
-            charts=charts, total=sum(v["count"] for v in now_counts.values()), now_counts=now_counts,
-            statuses=HEALTH_STATUSES, over_time=over_time, labels=labels, black_weekly=black_weekly,
-            black_trend=trend(black_weekly), black_average=moving_average(black_weekly),
+            charts=charts,
+            total=sum(v["count"] for v in now_counts.values()),
+            now_counts=now_counts,
+            statuses=HEALTH_STATUSES,
+            over_time=over_time,
+            labels=labels,
+            black_weekly=black_weekly,
+            black_trend=trend(black_weekly),
+            black_average=moving_average(black_weekly),
             weeks_back=TREND_WEEKS,
             before={s: values[-1 - TREND_WEEKS] for s, values in over_time.items()},
-            scores=live["scores"], breakdowns=live["breakdowns"], load=load, as_of=as_of,
+            scores=live["scores"],
+            breakdowns=live["breakdowns"],
+            load=load,
+            as_of=as_of,
             scores_weekly=[v if v is not None else 0 for v in scores_weekly] if known else [],
             score_trend=trend(known, min(TREND_WEEKS, max(1, len(known) // 2))) if len(known) >= 2 else None,
             overloaded={r["name"] for r in load if r.get("overloaded")},

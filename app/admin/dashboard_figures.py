@@ -12,6 +12,7 @@ Every query is limited to the signed-in user's scope (app.admin.access): a manag
 or everyone for CS ops and admins. They run in a worker (app/admin/dashboard_snapshot.py),
 not in the page's request.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -53,20 +54,26 @@ def status_over_time(points: list[datetime]) -> dict[str, list[int]]:
     the first bucket, -1 in the bucket of the next change; a running sum gives the counts.
     """
     at = HealthChange.at
-    following = func.lead(at, type_=UTCDateTime()).over(partition_by=HealthChange.account_id,
-                                                        order_by=(at, HealthChange.id))
+    following = func.lead(at, type_=UTCDateTime()).over(
+        partition_by=HealthChange.account_id, order_by=(at, HealthChange.id)
+    )
     held = scope_accounts(
-        select(HealthChange.status.label("status"), at.label("at"), following.label("until"))
-        .join(Account, Account.id == HealthChange.account_id)
+        select(HealthChange.status.label("status"), at.label("at"), following.label("until")).join(
+            Account, Account.id == HealthChange.account_id
+        )
     ).subquery()
     n = len(points)
     # Buckets computed in a subquery and grouped by name: PostgreSQL does not see two CASE
     # expressions with their own bound parameters as the same GROUP BY expression.
-    spans = select(held.c.status.label("status"), _bucket(held.c.at, points).label("start"),
-                   _bucket(held.c.until, points).label("stop")).subquery()
+    spans = select(
+        held.c.status.label("status"),
+        _bucket(held.c.at, points).label("start"),
+        _bucket(held.c.until, points).label("stop"),
+    ).subquery()
     rows = db.session.execute(
-        select(spans.c.status, spans.c.start, spans.c.stop, func.count())
-        .group_by(spans.c.status, spans.c.start, spans.c.stop)
+        select(spans.c.status, spans.c.start, spans.c.stop, func.count()).group_by(
+            spans.c.status, spans.c.start, spans.c.stop
+        )
     ).all()
     delta = {status: [0] * (n + 1) for status in HEALTH_STATUSES}
     for status, start, end, count in rows:
@@ -90,9 +97,13 @@ def cancellations(points: list[datetime]) -> list[int]:
     n = len(points)
     since = points[0] - timedelta(weeks=1)
     turned = scope_accounts(
-        select(_bucket(HealthChange.at, points).label("week")).join(Account, Account.id == HealthChange.account_id)
-        .where(HealthChange.status == "black", HealthChange.at > since,
-               or_(HealthChange.previous.is_(None), HealthChange.previous != "black"))
+        select(_bucket(HealthChange.at, points).label("week"))
+        .join(Account, Account.id == HealthChange.account_id)
+        .where(
+            HealthChange.status == "black",
+            HealthChange.at > since,
+            or_(HealthChange.previous.is_(None), HealthChange.previous != "black"),
+        )
     ).subquery()
     rows = db.session.execute(select(turned.c.week, func.count()).group_by(turned.c.week)).all()
     counts = [0] * n
@@ -104,7 +115,7 @@ def cancellations(points: list[datetime]) -> list[int]:
 
 def trend(values: list[float], weeks: int = TREND_WEEKS) -> dict:
     """The last `weeks` against the `weeks` before: direction and both sums."""
-    recent, before = sum(values[-weeks:]), sum(values[-2 * weeks:-weeks])
+    recent, before = sum(values[-weeks:]), sum(values[-2 * weeks : -weeks])
     direction = "up" if recent > before else "down" if recent < before else "flat"
     return {"direction": direction, "recent": recent, "before": before, "weeks": weeks}
 
@@ -112,19 +123,25 @@ def trend(values: list[float], weeks: int = TREND_WEEKS) -> dict:
 def moving_average(values: list[float], window: int = TREND_WEEKS) -> list[float]:
     out = []
     for i in range(len(values)):
-        chunk = values[max(0, i - window + 1): i + 1]
+        chunk = values[max(0, i - window + 1) : i + 1]
         out.append(sum(chunk) / len(chunk))
     return out
 
 
 def breakdowns() -> dict[str, list[tuple[str, dict[str, int]]]]:
     """Status counts by plan, segment and lifecycle stage (one grouped query)."""
-    rows = db.session.execute(scope_accounts(
-        select(Account.plan, Account.segment, Account.lifecycle_stage, Account.health_status, func.count())
-        .group_by(Account.plan, Account.segment, Account.lifecycle_stage, Account.health_status)
-    )).all()
-    by = {"plan": defaultdict(lambda: defaultdict(int)), "segment": defaultdict(lambda: defaultdict(int)),
-          "lifecycle stage": defaultdict(lambda: defaultdict(int))}
+    rows = db.session.execute(
+        scope_accounts(
+            select(
+                Account.plan, Account.segment, Account.lifecycle_stage, Account.health_status, func.count()
+            ).group_by(Account.plan, Account.segment, Account.lifecycle_stage, Account.health_status)
+        )
+    ).all()
+    by = {
+        "plan": defaultdict(lambda: defaultdict(int)),
+        "segment": defaultdict(lambda: defaultdict(int)),
+        "lifecycle stage": defaultdict(lambda: defaultdict(int)),
+    }
     for plan, segment, stage, status, count in rows:
         for key, value in (("plan", plan), ("segment", segment), ("lifecycle stage", stage)):
             by[key][value or UNSET][status or "unknown"] += count
@@ -134,18 +151,24 @@ def breakdowns() -> dict[str, list[tuple[str, dict[str, int]]]]:
         total = sum(counts.values()) or 1
         return (-(counts.get("red", 0) + counts.get("black", 0)) / total, name)
 
-    return {key: sorted(((name, dict(counts)) for name, counts in groups.items()), key=worst_first)
-            for key, groups in by.items()}
+    return {
+        key: sorted(((name, dict(counts)) for name, counts in groups.items()), key=worst_first)
+        for key, groups in by.items()
+    }
 
 
 def csm_load(now: datetime) -> list[dict]:
     """Per CSM: accounts by status and open, overdue and urgent tasks; overloaded ones flagged."""
-    people: dict[str, dict] = defaultdict(lambda: {"accounts": defaultdict(int), "open": 0, "overdue": 0,
-                                                   "urgent": 0, "arr_at_risk": 0})
-    for email, status, count, arr in db.session.execute(scope_accounts(
-        select(Account.csm, Account.health_status, func.count(), func.sum(Account.arr))
-        .where(Account.csm.is_not(None)).group_by(Account.csm, Account.health_status)
-    )):
+    people: dict[str, dict] = defaultdict(
+        lambda: {"accounts": defaultdict(int), "open": 0, "overdue": 0, "urgent": 0, "arr_at_risk": 0}
+    )
+    for email, status, count, arr in db.session.execute(
+        scope_accounts(
+            select(Account.csm, Account.health_status, func.count(), func.sum(Account.arr))
+            .where(Account.csm.is_not(None))
+            .group_by(Account.csm, Account.health_status)
+        )
+    ):
         email = email.lower()
         people[email]["accounts"][status or "unknown"] += count
         if status in ("red", "black"):
@@ -153,10 +176,13 @@ def csm_load(now: datetime) -> list[dict]:
     overdue = func.sum(case((and_(Task.due_at.is_not(None), Task.due_at < now), 1), else_=0))
     urgent = func.sum(case((Task.priority == "urgent", 1), else_=0))
     # Grouped by the stored e-mail (the index's order), folded to lower case here.
-    for email, open_count, overdue_count, urgent_count in db.session.execute(scope_tasks(
-        select(Task.assignee, func.count(), overdue, urgent)
-        .where(Task.status.in_(OPEN), Task.assignee.is_not(None)).group_by(Task.assignee)
-    )):
+    for email, open_count, overdue_count, urgent_count in db.session.execute(
+        scope_tasks(
+            select(Task.assignee, func.count(), overdue, urgent)
+            .where(Task.status.in_(OPEN), Task.assignee.is_not(None))
+            .group_by(Task.assignee)
+        )
+    ):
         person = people[email.lower()]
         person["open"] += open_count
         person["overdue"] += overdue_count or 0
@@ -169,10 +195,20 @@ def csm_load(now: datetime) -> list[dict]:
         red = accounts.get("red", 0) + accounts.get("black", 0)
         if not sum(accounts.values()) and (user is None or user.role != "csm"):
             continue  # a manager's own tasks, not a portfolio
-        rows.append({"email": email, "name": (user.name if user and user.name else email),
-                     "accounts": dict(accounts), "total": sum(accounts.values()), "red": red,
-                     "open": person["open"], "overdue": person["overdue"], "urgent": person["urgent"],
-                     "arr_at_risk": person["arr_at_risk"], "load": red + person["overdue"]})
+        rows.append(
+            {
+                "email": email,
+                "name": (user.name if user and user.name else email),
+                "accounts": dict(accounts),
+                "total": sum(accounts.values()),
+                "red": red,
+                "open": person["open"],
+                "overdue": person["overdue"],
+                "urgent": person["urgent"],
+                "arr_at_risk": person["arr_at_risk"],
+                "load": red + person["overdue"],
+            }
+        )
     if rows:
         average = sum(r["load"] for r in rows) / len(rows)
         for r in rows:
@@ -182,20 +218,28 @@ def csm_load(now: datetime) -> list[dict]:
 
 
 def status_now() -> dict[str, dict]:
-    rows = db.session.execute(scope_accounts(
-        select(Account.health_status, func.count(), func.sum(Account.arr), func.avg(Account.score))
-        .group_by(Account.health_status)
-    )).all()
-    return {status or "unknown": {"count": count, "arr": float(arr or 0),
-                                  "score": None if score is None else round(float(score))}
-            for status, count, arr, score in rows}
+    rows = db.session.execute(
+        scope_accounts(
+            select(Account.health_status, func.count(), func.sum(Account.arr), func.avg(Account.score)).group_by(
+                Account.health_status
+            )
+        )
+    ).all()
+    return {
+        status or "unknown": {
+            "count": count,
+            "arr": float(arr or 0),
+            "score": None if score is None else round(float(score)),
+        }
+        for status, count, arr, score in rows
+    }
 
 
 def score_summary() -> dict:
     """The current scores: how many accounts have one, and their average."""
-    scored, average = db.session.execute(scope_accounts(
-        select(func.count(Account.score), func.avg(Account.score)).select_from(Account)
-    )).one()
+    scored, average = db.session.execute(
+        scope_accounts(select(func.count(Account.score), func.avg(Account.score)).select_from(Account))
+    ).one()
     return {"scored": scored, "average": None if average is None else round(float(average), 1)}
 
 
@@ -213,4 +257,3 @@ def weekly_scores(points: list[datetime]) -> list[float | None]:
         if index < n and average is not None:
             averages[index] = round(float(average), 1)
     return averages
-

@@ -12,12 +12,13 @@ A refresh reuses what has not changed: the weekly status history and cancellatio
 health change was stored and the week is the same; the weekly scores for SCORES_REFRESH_SECONDS
 while no score was stored. The live figures (status now, breakdowns, CSM load) are always new.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from flask import current_app
@@ -27,9 +28,9 @@ from sqlalchemy import func, select
 from app.admin import dashboard_figures as figures
 from app.admin.access import EVERYTHING
 from app.extensions import db
+from app.jobs import enqueue_dashboard_refresh
 from app.models import HealthChange, User
 from app.models.score import HealthScore
-from app.jobs import enqueue_dashboard_refresh
 from app.redis_conn import get_redis
 
 log = logging.getLogger(__name__)
@@ -66,16 +67,28 @@ def compute(now: datetime, previous: dict | None = None) -> dict:
         history = previous["history"]
     else:
         history = {"over_time": figures.status_over_time(points), "cancellations": figures.cancellations(points)}
-    if (same_week and previous["scores_version"] == scores_version
-            and now.timestamp() - previous["scores_at"] < SCORES_REFRESH_SECONDS):
+    if (
+        same_week
+        and previous["scores_version"] == scores_version
+        and now.timestamp() - previous["scores_at"] < SCORES_REFRESH_SECONDS
+    ):
         scores_weekly, scores_at = previous["scores_weekly"], previous["scores_at"]
     else:
         scores_weekly, scores_at = figures.weekly_scores(points), now.timestamp()
     return {
-        "as_of": now.isoformat(), "week": week, "history_version": version, "history": history,
-        "scores_version": scores_version, "scores_at": scores_at, "scores_weekly": scores_weekly,
-        "live": {"now_counts": figures.status_now(), "scores": figures.score_summary(),
-                 "breakdowns": figures.breakdowns(), "load": figures.csm_load(now)},
+        "as_of": now.isoformat(),
+        "week": week,
+        "history_version": version,
+        "history": history,
+        "scores_version": scores_version,
+        "scores_at": scores_at,
+        "scores_weekly": scores_weekly,
+        "live": {
+            "now_counts": figures.status_now(),
+            "scores": figures.score_summary(),
+            "breakdowns": figures.breakdowns(),
+            "load": figures.csm_load(now),
+        },
     }
 
 
@@ -145,7 +158,7 @@ def acting_as(user: User):
 
 def refresh(scope: str | None = None, now: datetime | None = None) -> list[str]:
     """Compute and store the snapshot of `scope` (every scope when None); returns the scopes done."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     targets = scopes()
     if scope is not None:
         targets = {scope: targets[scope]} if scope in targets else {}

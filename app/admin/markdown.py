@@ -5,6 +5,7 @@ playbook templates that may carry account data, so everything is escaped first a
 only this subset becomes markup: headings, paragraphs, bullet and numbered lists,
 fenced code, `code`, **bold**, *italic*, and [links](https://...) to http(s) and mailto.
 """
+
 from __future__ import annotations
 
 import re
@@ -39,8 +40,10 @@ def _inline(line: str) -> str:
         return f"\x00{len(kept) - 1}\x00"
 
     html = _CODE.sub(lambda m: keep(f"<code>{m.group(1)}</code>"), html)
-    html = _LINK.sub(lambda m: keep(f'<a href="{m.group(2)}" rel="noopener noreferrer" target="_blank">'
-                                    f"{_emphasis(m.group(1))}</a>"), html)
+    html = _LINK.sub(
+        lambda m: keep(f'<a href="{m.group(2)}" rel="noopener noreferrer" target="_blank">{_emphasis(m.group(1))}</a>'),
+        html,
+    )
     html = _emphasis(html)
 
     def expand(text: str) -> str:  # a link's text may hold a code span

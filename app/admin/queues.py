@@ -4,11 +4,12 @@ failed (with the traceback, Retry and Delete), and the outbox backlog (events no
 A small own page rather than rq-dashboard: it sits behind the admin's sign-in and
 CSRF like every other page, and needs nothing beyond RQ's registries.
 """
+
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from flask import abort, flash, redirect, request, url_for
@@ -22,9 +23,9 @@ from sqlalchemy import func, select
 from app.admin.access import OPERATORS
 from app.admin.views import AdminView
 from app.extensions import db
+from app.jobs import ALL, queue
 from app.models import Event
 from app.redis_conn import get_redis
-from app.jobs import ALL, queue
 
 log = logging.getLogger(__name__)
 FAILED_SHOWN = 50  # newest failed jobs listed per queue
@@ -83,9 +84,9 @@ def _scheduled_jobs(registry) -> list[JobRow]:
     entries = registry.connection.zrange(registry.key, 0, LISTED - 1, withscores=True)
     ids = [entry.decode() for entry, _ in entries]
     rows = []
-    for (_, score), job in zip(entries, Job.fetch_many(ids, connection=registry.connection)):
+    for (_, score), job in zip(entries, Job.fetch_many(ids, connection=registry.connection), strict=False):
         if job is not None:
-            rows.append(JobRow(job.id, *_names(job), at=datetime.fromtimestamp(score, timezone.utc)))
+            rows.append(JobRow(job.id, *_names(job), at=datetime.fromtimestamp(score, UTC)))
     return rows
 
 
@@ -93,13 +94,20 @@ def _failed_jobs(registry: FailedJobRegistry) -> list[FailedJob]:
     ids = registry.get_job_ids(0, FAILED_SHOWN - 1, desc=True)
     jobs = Job.fetch_many(ids, connection=registry.connection)
     shown = []
-    for job_id, job in zip(ids, jobs):
+    for job_id, job in zip(ids, jobs, strict=False):
         if job is None:  # expired between the two reads
             continue
         func_name, description = _names(job)
         result = job.latest_result()
-        shown.append(FailedJob(id=job_id, func_name=func_name, description=description, ended_at=job.ended_at,
-                               exc_string=(result.exc_string if result is not None else None) or ""))
+        shown.append(
+            FailedJob(
+                id=job_id,
+                func_name=func_name,
+                description=description,
+                ended_at=job.ended_at,
+                exc_string=(result.exc_string if result is not None else None) or "",
+            )
+        )
     return shown
 
 
@@ -108,12 +116,19 @@ def queue_states() -> list[QueueState]:
     for name in ALL:
         q = queue(name)
         failed = q.failed_job_registry
-        states.append(QueueState(
-            name=name, queued=q.count, started=q.started_job_registry.count,
-            scheduled=q.scheduled_job_registry.count, deferred=q.deferred_job_registry.count,
-            failed=failed.count, failed_jobs=_failed_jobs(failed),
-            started_jobs=_started_jobs(q.started_job_registry), scheduled_jobs=_scheduled_jobs(q.scheduled_job_registry),
-        ))
+        states.append(
+            QueueState(
+                name=name,
+                queued=q.count,
+                started=q.started_job_registry.count,
+                scheduled=q.scheduled_job_registry.count,
+                deferred=q.deferred_job_registry.count,
+                failed=failed.count,
+                failed_jobs=_failed_jobs(failed),
+                started_jobs=_started_jobs(q.started_job_registry),
+                scheduled_jobs=_scheduled_jobs(q.scheduled_job_registry),
+            )
+        )
     return states
 
 
@@ -125,7 +140,7 @@ class QueuesView(AdminView):
         count, oldest = db.session.execute(
             select(func.count(Event.id), func.min(Event.received_at)).where(Event.processed_at.is_(None))
         ).one()
-        age = (datetime.now(timezone.utc) - oldest) if oldest is not None else None
+        age = (datetime.now(UTC) - oldest) if oldest is not None else None
         states, workers, redis_error = [], [], None
         try:
             states = queue_states()
@@ -133,8 +148,15 @@ class QueuesView(AdminView):
         except redis.RedisError as exc:
             log.warning("queues page: Redis unavailable: %s", exc)
             redis_error = str(exc) or exc.__class__.__name__
-        return self.render("triage_admin/queues.html", states=states, workers=workers, redis_error=redis_error,
-                           outbox_count=count, outbox_oldest=oldest, outbox_age=age)
+        return self.render(
+            "triage_admin/queues.html",
+            states=states,
+            workers=workers,
+            redis_error=redis_error,
+            outbox_count=count,
+            outbox_oldest=oldest,
+            outbox_age=age,
+        )
 
     def _registry(self) -> FailedJobRegistry:
         name = request.form.get("queue", "")

@@ -1,4 +1,5 @@
 """Read-only records for CS ops: the events received and the playbook runs they caused."""
+
 from __future__ import annotations
 
 import json
@@ -17,21 +18,28 @@ from app.models.run import RUN_STATUSES
 
 
 def _account_link(view, context, model, name):
-    return Markup('<a href="{}">{}</a>').format(url_for("account.page", account_id=model.account_id),
-                                                model.account_id)
+    return Markup('<a href="{}">{}</a>').format(url_for("account.page", account_id=model.account_id), model.account_id)
 
 
 def _json(view, context, model, name):
-    return Markup("<pre class='mb-0'>{}</pre>").format(json.dumps(getattr(model, name), indent=2, sort_keys=True,
-                                                                  default=str))
+    return Markup("<pre class='mb-0'>{}</pre>").format(
+        json.dumps(getattr(model, name), indent=2, sort_keys=True, default=str)
+    )
 
 
 def _steps(view, context, run, name):
-    step_tasks = dict(db.session.execute(
-        select(Task.step_id, Task.id).where(Task.run_id == run.id, Task.step_id.is_not(None))
-    ).all())
-    return Markup(render_template("triage_admin/_steps.html", steps=run.steps, step_tasks=step_tasks,
-                                  may_open_task=set(step_tasks.values()), fmt=fmt))
+    step_tasks = dict(
+        db.session.execute(select(Task.step_id, Task.id).where(Task.run_id == run.id, Task.step_id.is_not(None))).all()
+    )
+    return Markup(
+        render_template(
+            "triage_admin/_steps.html",
+            steps=run.steps,
+            step_tasks=step_tasks,
+            may_open_task=set(step_tasks.values()),
+            fmt=fmt,
+        )
+    )
 
 
 def _times(*names):
@@ -42,8 +50,18 @@ class EventView(AdminModelView):
     roles = EVERYTHING
     can_view_details = True
     column_list = ("id", "type", "source", "account_id", "occurred_at", "received_at", "processed_at", "error")
-    column_details_list = ("id", "type", "source", "external_id", "account_id", "occurred_at", "received_at",
-                           "processed_at", "error", "payload")
+    column_details_list = (
+        "id",
+        "type",
+        "source",
+        "external_id",
+        "account_id",
+        "occurred_at",
+        "received_at",
+        "processed_at",
+        "error",
+        "payload",
+    )
     column_labels = {"account_id": "Account", "external_id": "Idempotency key"}
     column_default_sort = ("id", True)
     column_searchable_list = ("external_id", "account_id", "type")
@@ -62,8 +80,21 @@ class PlaybookRunView(AdminModelView):
     roles = EVERYTHING
     can_view_details = True
     column_list = ("id", "playbook", "account_id", "rule", "status", "triggered_at", "started_at", "finished_at")
-    column_details_list = ("id", "playbook", "playbook_version", "account_id", "rule", "trigger_event_id",
-                           "triggered_at", "status", "status_note", "started_at", "finished_at", "steps", "context")
+    column_details_list = (
+        "id",
+        "playbook",
+        "playbook_version",
+        "account_id",
+        "rule",
+        "trigger_event_id",
+        "triggered_at",
+        "status",
+        "status_note",
+        "started_at",
+        "finished_at",
+        "steps",
+        "context",
+    )
     column_labels = {"account_id": "Account", "trigger_event_id": "Trigger event"}
     column_default_sort = ("id", True)
     column_searchable_list = ("playbook", "account_id", "rule")
@@ -83,8 +114,10 @@ class PlaybookRunView(AdminModelView):
         "steps": _steps,
         "context": _json,
         "trigger_event_id": lambda v, c, run, n: (
-            Markup('<a href="{}">{}</a>').format(url_for("event.details_view", id=run.trigger_event_id),
-                                                 run.trigger_event_id)
-            if run.trigger_event_id else fmt.text(None)
+            Markup('<a href="{}">{}</a>').format(
+                url_for("event.details_view", id=run.trigger_event_id), run.trigger_event_id
+            )
+            if run.trigger_event_id
+            else fmt.text(None)
         ),
     }

@@ -4,6 +4,7 @@ Enable / Disable override the file's `enabled:`; Resume lifts the pause the brak
 a rule went over its budget. Each writes a RuleState and an audit entry. Managers may look,
 CS ops and admins may switch.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -27,7 +28,8 @@ def _fire_counts(days: int) -> dict[str, int]:
     since = utcnow() - timedelta(days=days)
     rows = db.session.execute(
         select(RuleFiring.rule, func.count(RuleFiring.id))
-        .where(RuleFiring.fired_at >= since, RuleFiring.outcome == "launched").group_by(RuleFiring.rule)
+        .where(RuleFiring.fired_at >= since, RuleFiring.outcome == "launched")
+        .group_by(RuleFiring.rule)
     ).all()
     return dict(rows)
 
@@ -40,18 +42,24 @@ def _last_errors() -> dict[str, dict]:
     """Per rule, the newest of: a firing refused for an error (its detail), or a run it
     launched that failed (the run's note). Two grouped look-ups, whatever the history's size."""
     errors: dict[str, dict] = {}
-    newest_firings = select(func.max(RuleFiring.id)).where(RuleFiring.outcome.in_(ERROR_OUTCOMES)) \
-        .group_by(RuleFiring.rule)
+    newest_firings = (
+        select(func.max(RuleFiring.id)).where(RuleFiring.outcome.in_(ERROR_OUTCOMES)).group_by(RuleFiring.rule)
+    )
     for firing in db.session.scalars(select(RuleFiring).where(RuleFiring.id.in_(newest_firings))):
-        errors[firing.rule] = {"at": firing.fired_at, "text": f"{firing.outcome}: {firing.detail or ''}".strip(": "),
-                               "run_id": None}
-    newest_runs = select(func.max(PlaybookRun.id)).where(PlaybookRun.status == "failed",
-                                                         PlaybookRun.rule.is_not(None)).group_by(PlaybookRun.rule)
+        errors[firing.rule] = {
+            "at": firing.fired_at,
+            "text": f"{firing.outcome}: {firing.detail or ''}".strip(": "),
+            "run_id": None,
+        }
+    newest_runs = (
+        select(func.max(PlaybookRun.id))
+        .where(PlaybookRun.status == "failed", PlaybookRun.rule.is_not(None))
+        .group_by(PlaybookRun.rule)
+    )
     for run in db.session.scalars(select(PlaybookRun).where(PlaybookRun.id.in_(newest_runs))):
         at = run.finished_at or run.started_at
         if run.rule not in errors or errors[run.rule]["at"] < at:
-            errors[run.rule] = {"at": at, "text": f"run failed: {run.status_note or ''}".strip(": "),
-                                "run_id": run.id}
+            errors[run.rule] = {"at": at, "text": f"run failed: {run.status_note or ''}".strip(": "), "run_id": run.id}
     return errors
 
 
@@ -69,17 +77,28 @@ class RulesView(AdminView):
         rows = []
         for rule in live.ruleset.rules:
             state = states.get(rule.name)
-            rows.append({
-                "rule": rule, "state": state, "enabled": is_enabled(rule, state),
-                "overridden": state is not None and state.enabled is not None and state.enabled != rule.enabled,
-                "paused": state is not None and state.paused_at is not None,
-                "fires_7d": week.get(rule.name, 0), "fires_30d": month.get(rule.name, 0),
-                "last_error": errors.get(rule.name),
-            })
+            rows.append(
+                {
+                    "rule": rule,
+                    "state": state,
+                    "enabled": is_enabled(rule, state),
+                    "overridden": state is not None and state.enabled is not None and state.enabled != rule.enabled,
+                    "paused": state is not None and state.paused_at is not None,
+                    "fires_7d": week.get(rule.name, 0),
+                    "fires_30d": month.get(rule.name, 0),
+                    "last_error": errors.get(rule.name),
+                }
+            )
         error, error_at = catalog.reload_error()
-        return self.render("triage_admin/rules.html", rows=rows, version=live.ruleset.version,
-                           loaded_at=live.loaded_at, reload_error=error, reload_error_at=error_at,
-                           may_switch=self.may_switch())
+        return self.render(
+            "triage_admin/rules.html",
+            rows=rows,
+            version=live.ruleset.version,
+            loaded_at=live.loaded_at,
+            reload_error=error,
+            reload_error_at=error_at,
+            may_switch=self.may_switch(),
+        )
 
     def _switch(self, action: str):
         if not self.may_switch():

@@ -1,7 +1,8 @@
 """Tasks: the CSM's work list (the admin's landing page) and the page of one task."""
+
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
@@ -31,10 +32,16 @@ ACTIVITY_SHOWN = 50
 class TaskStatusFilter(BaseSQLAFilter):
     """Status, with "open or snoozed" (the default when no status is chosen) and "any"."""
 
-    CHOICES = (("active", "open or snoozed"), ("open", "open"), ("snoozed", "snoozed"),
-               ("done", "done"), ("cancelled", "cancelled"), ("any", "any status"))
+    CHOICES = (
+        ("active", "open or snoozed"),
+        ("open", "open"),
+        ("snoozed", "snoozed"),
+        ("done", "done"),
+        ("cancelled", "cancelled"),
+        ("any", "any status"),
+    )
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(Task.status, "Status", options=self.CHOICES)
 
     def validate(self, value) -> bool:
@@ -54,21 +61,25 @@ class TaskStatusFilter(BaseSQLAFilter):
 class DueFilter(BaseSQLAFilter):
     """Due: overdue, due today, due within a week, no due date."""
 
-    CHOICES = (("overdue", "overdue"), ("today", "due by the end of today"), ("week", "due within 7 days"),
-               ("none", "no due date"))
+    CHOICES = (
+        ("overdue", "overdue"),
+        ("today", "due by the end of today"),
+        ("week", "due within 7 days"),
+        ("none", "no due date"),
+    )
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(Task.due_at, "Due", options=self.CHOICES)
 
     def validate(self, value) -> bool:
         return value in dict(self.CHOICES)
 
     def apply(self, query, value, alias=None):
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if value == "overdue":
             return query.filter(Task.due_at < now)
         if value == "today":
-            end = datetime.combine(now.date() + timedelta(days=1), time(), timezone.utc)
+            end = datetime.combine(now.date() + timedelta(days=1), time(), UTC)
             return query.filter(Task.due_at < end)
         if value == "week":
             return query.filter(Task.due_at < now + timedelta(days=7))
@@ -108,7 +119,7 @@ class CommentForm(FlaskForm):
 
 def snooze_until(day: date) -> datetime:
     """A snooze ends at the start of the chosen day (UTC)."""
-    return datetime.combine(day, time(), timezone.utc)
+    return datetime.combine(day, time(), UTC)
 
 
 def _assignees() -> list[tuple[str, str]]:
@@ -177,8 +188,10 @@ class TaskView(ScopedModelView):
         return query.order_by(Task.id), joins  # stable pages when many rows tie
 
     def render(self, template, **kwargs):
-        kwargs.setdefault("default_snooze_until",
-                          (datetime.now(timezone.utc).date() + timedelta(days=DEFAULT_SNOOZE_DAYS)).isoformat())
+        kwargs.setdefault(
+            "default_snooze_until",
+            (datetime.now(UTC).date() + timedelta(days=DEFAULT_SNOOZE_DAYS)).isoformat(),
+        )
         return super().render(template, **kwargs)
 
     def list_heading(self) -> str:
@@ -193,28 +206,37 @@ class TaskView(ScopedModelView):
         wanted = [int(i) for i in ids if str(i).isdigit()]
         return db.session.scalars(scope_tasks(select(Task).where(Task.id.in_(wanted))).order_by(Task.id)).all()
 
-    @action("complete", "Complete",
-            "Complete the selected tasks? Tasks that need an outcome chosen stay open: complete those one by one.")
-    def action_complete(self, ids):
+    @action(
+        "complete",
+        "Complete",
+        "Complete the selected tasks? Tasks that need an outcome chosen stay open: complete those one by one.",
+    )
+    def action_complete(self, ids) -> None:
         done, skipped, failed = self._each_selected(
-            ids, lambda task: task.status in fmt.OPEN_TASK and len(task.outcomes or ["done"]) == 1,
-            lambda task: complete_task(task.id, None, None, actor=current_user.email), TaskError)
+            ids,
+            lambda task: task.status in fmt.OPEN_TASK and len(task.outcomes or ["done"]) == 1,
+            lambda task: complete_task(task.id, None, None, actor=current_user.email),
+            TaskError,
+        )
         _report("Completed", done, skipped, failed, "need an outcome chosen or are closed")
 
     @action("snooze", "Snooze", "Snooze the selected tasks until the date given above the list?")
-    def action_snooze(self, ids):
+    def action_snooze(self, ids) -> None:
         try:
             day = date.fromisoformat(request.form.get("snooze_until") or "")
         except ValueError:
-            day = datetime.now(timezone.utc).date() + timedelta(days=DEFAULT_SNOOZE_DAYS)
+            day = datetime.now(UTC).date() + timedelta(days=DEFAULT_SNOOZE_DAYS)
         until = snooze_until(day)
-        if until <= datetime.now(timezone.utc):
+        if until <= datetime.now(UTC):
             flash("Snooze until a day in the future.", "error")
             return
         reason = (request.form.get("snooze_reason") or "").strip()[:500] or "Snoozed from the task list"
         done, skipped, failed = self._each_selected(
-            ids, lambda task: task.status in fmt.OPEN_TASK,
-            lambda task: snooze_task(task.id, until, reason, actor=current_user.email), TaskError)
+            ids,
+            lambda task: task.status in fmt.OPEN_TASK,
+            lambda task: snooze_task(task.id, until, reason, actor=current_user.email),
+            TaskError,
+        )
         _report(f"Snoozed until {day.isoformat()}", done, skipped, failed, "are closed")
 
     def _each_selected(self, ids, eligible, act, error_class) -> tuple[int, int, list[str]]:
@@ -259,8 +281,9 @@ class TaskView(ScopedModelView):
             ).first()
             may_see = assignee_check()
             for step_id, other_id, assignee in db.session.execute(
-                select(Task.step_id, Task.id, Task.assignee).where(Task.run_id == task.run_id,
-                                                                   Task.step_id.is_not(None))
+                select(Task.step_id, Task.id, Task.assignee).where(
+                    Task.run_id == task.run_id, Task.step_id.is_not(None)
+                )
             ):
                 step_tasks[step_id] = other_id
                 if may_see(assignee):
@@ -273,10 +296,17 @@ class TaskView(ScopedModelView):
             reassign.assignee.choices = _assignees()
         return self.render(
             "triage_admin/task.html",
-            task=task, account=task.account, run=run, event=event, step_tasks=step_tasks, may_open_task=may_open_task,
-            form=self._form(task), can_complete=is_open,
-            snooze=SnoozeForm(until=datetime.now(timezone.utc).date() + timedelta(days=DEFAULT_SNOOZE_DAYS))
-            if is_open else None,
+            task=task,
+            account=task.account,
+            run=run,
+            event=event,
+            step_tasks=step_tasks,
+            may_open_task=may_open_task,
+            form=self._form(task),
+            can_complete=is_open,
+            snooze=SnoozeForm(until=datetime.now(UTC).date() + timedelta(days=DEFAULT_SNOOZE_DAYS))
+            if is_open
+            else None,
             reassign=reassign,
             comment=CommentForm(),
             activity=self._activity(task),
@@ -286,12 +316,19 @@ class TaskView(ScopedModelView):
     def _activity(self, task: Task) -> list[dict]:
         """Comments and audit entries of the task, newest first (two queries)."""
         items = []
-        for c in db.session.scalars(select(TaskComment).where(TaskComment.task_id == task.id)
-                                    .order_by(TaskComment.created_at.desc()).limit(ACTIVITY_SHOWN)):
+        for c in db.session.scalars(
+            select(TaskComment)
+            .where(TaskComment.task_id == task.id)
+            .order_by(TaskComment.created_at.desc())
+            .limit(ACTIVITY_SHOWN)
+        ):
             items.append({"at": c.created_at, "who": c.author, "kind": "comment", "text": c.text})
-        for e in db.session.scalars(select(AuditEntry).where(AuditEntry.object_type == "task",
-                                                             AuditEntry.object_id == str(task.id))
-                                    .order_by(AuditEntry.at.desc()).limit(ACTIVITY_SHOWN)):
+        for e in db.session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.object_type == "task", AuditEntry.object_id == str(task.id))
+            .order_by(AuditEntry.at.desc())
+            .limit(ACTIVITY_SHOWN)
+        ):
             if e.action == "task.commented":
                 continue  # shown as the comment itself
             items.append({"at": e.at, "who": e.actor, "kind": e.action, "text": e.summary})
@@ -320,7 +357,7 @@ class TaskView(ScopedModelView):
         form = SnoozeForm()
         if not form.validate_on_submit():
             self._flash_errors(form)
-        elif snooze_until(form.until.data) <= datetime.now(timezone.utc):
+        elif snooze_until(form.until.data) <= datetime.now(UTC):
             flash("Until: choose a day in the future.", "error")
         elif self._call(task_id, "snooze_task", snooze_until(form.until.data), form.reason.data.strip()):
             flash(f"Snoozed “{task.title}” until {form.until.data.isoformat()}.", "success")

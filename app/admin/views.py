@@ -1,4 +1,5 @@
 """Base classes every admin page derives from: sign-in required, CSRF-protected forms."""
+
 from __future__ import annotations
 
 from flask import redirect, url_for

@@ -7,6 +7,7 @@
 
 `init_app(app)` registers them all and documents the spec route.
 """
+
 from __future__ import annotations
 
 from flask import Flask
@@ -23,14 +24,19 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("API_VERSION", "v1")
     app.config.setdefault("OPENAPI_VERSION", "3.0.3")
     app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
-    api = TriageApi(app, spec_kwargs={
-        "info": {"description": "Customer health in, playbooks and tasks out. "
-                                "Every /api/v1 endpoint takes `Authorization: Bearer <api token>`: a service "
-                                "token (API_TOKENS) sees everything; a personal token (`flask users token EMAIL`) "
-                                "sees only what its person sees in the admin. POST /events takes service "
-                                "tokens only."},
-        "security": [{"bearerAuth": []}],
-    })
+    api = TriageApi(
+        app,
+        spec_kwargs={
+            "info": {
+                "description": "Customer health in, playbooks and tasks out. "
+                "Every /api/v1 endpoint takes `Authorization: Bearer <api token>`: a service "
+                "token (API_TOKENS) sees everything; a personal token (`flask users token EMAIL`) "
+                "sees only what its person sees in the admin. POST /events takes service "
+                "tokens only."
+            },
+            "security": [{"bearerAuth": []}],
+        },
+    )
     _register_components(api)
     for blueprint in (accounts.blp, tasks.blp, events.blp):
         csrf.exempt(blueprint)  # authenticated by token, not by session cookie
@@ -70,11 +76,20 @@ def _document_spec_route(app: Flask, api: TriageApi) -> None:
 
     # smorest serves the document but does not list its own route in it.
     rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "api-docs.openapi_json")
-    api.spec.path(rule=rule, operations={"get": {
-        "summary": "This OpenAPI 3 document",
-        "tags": ["Meta"],
-        "responses": {"200": {"description": "OpenAPI document",
-                              "content": {"application/json": {"schema": {"type": "object"}}}},
-                      "401": {"$ref": "#/components/responses/Unauthorized"}},
-    }})
+    api.spec.path(
+        rule=rule,
+        operations={
+            "get": {
+                "summary": "This OpenAPI 3 document",
+                "tags": ["Meta"],
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI document",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                },
+            }
+        },
+    )
     api.spec.tag({"name": "Meta", "description": "About the API itself"})

@@ -3,22 +3,23 @@
 A personal token reads only the accounts its person may (app/api/auth.py); another account
 answers 404, as one that does not exist.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from app.api.base import ApiBlueprint
 from app.api.auth import require_caller, scope_accounts
-from app.api.schemas import (AccountSchema, HealthChangeSchema, RunSchema, ScoreQuerySchema,
-                             ScoreSchema)
+from app.api.base import ApiBlueprint
+from app.api.schemas import AccountSchema, HealthChangeSchema, RunSchema, ScoreQuerySchema, ScoreSchema
 from app.errors import ApiError
 from app.extensions import db
 from app.models import Account, Event, HealthChange, PlaybookRun, Task
 from app.models.score import HealthScore
 
-blp = ApiBlueprint("Accounts", __name__, url_prefix="/api/v1",
-                   description="Customer accounts: health, history, playbook runs, scores")
+blp = ApiBlueprint(
+    "Accounts", __name__, url_prefix="/api/v1", description="Customer accounts: health, history, playbook runs, scores"
+)
 blp.before_request(require_caller)
 
 OPEN_STATUSES = ("open", "snoozed")
@@ -34,9 +35,11 @@ def _ensure_account(account_id: str) -> None:
 @blp.errors(401, 404, 503)
 def get_account(account_id: str):
     """An account with its current health and its number of open tasks"""
-    open_tasks = (select(func.count(Task.id))
-                  .where(Task.account_id == Account.id, Task.status.in_(OPEN_STATUSES))
-                  .scalar_subquery())
+    open_tasks = (
+        select(func.count(Task.id))
+        .where(Task.account_id == Account.id, Task.status.in_(OPEN_STATUSES))
+        .scalar_subquery()
+    )
     row = db.session.execute(
         scope_accounts(select(Account, open_tasks.label("open_tasks")).where(Account.id == account_id))
     ).one_or_none()
@@ -52,7 +55,8 @@ def health_history(account_id: str):
     """The account's status changes, newest first"""
     _ensure_account(account_id)
     return db.session.scalars(
-        select(HealthChange).where(HealthChange.account_id == account_id)
+        select(HealthChange)
+        .where(HealthChange.account_id == account_id)
         .order_by(HealthChange.at.desc(), HealthChange.id.desc())
     ).all()
 

@@ -13,6 +13,7 @@ with `scope_tasks`, `scope_accounts`, `may_see_task`, `may_see_account`). `requi
 endpoint that does not scope its answers (the events intake) cannot be reached by one.
 The caller's user is `flask.g.api_user` (None for a service token).
 """
+
 from __future__ import annotations
 
 import hmac

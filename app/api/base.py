@@ -4,6 +4,7 @@ flask-smorest writes the OpenAPI document at /api/v1/openapi.json from the views
 schemas. Two of its defaults are bent to the contract: errors are `{"error", "details"}`
 (not smorest's `{"code", "status", "message"}`), and invalid parameters are 400 (not 422).
 """
+
 from __future__ import annotations
 
 from functools import wraps
@@ -16,21 +17,31 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from app.api.schemas import ErrorSchema
 from app.errors import ApiError, error_response, is_machine_request
 from app.intake.event_validation import MAX_INT32, text_problem
+from typing import Never
 
 # status -> (response component, description, documented headers)
 ERROR_RESPONSES = {
     400: ("BadRequest", "Malformed JSON, or a missing or invalid parameter or field", {}),
-    401: ("Unauthorized", "Missing or wrong bearer token",
-          {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}}),
+    401: (
+        "Unauthorized",
+        "Missing or wrong bearer token",
+        {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    ),
     403: ("Forbidden", "A personal API token where a service token is required", {}),
     404: ("NotFound", "No such object", {}),
     409: ("Conflict", "The object is not in a state that allows this", {}),
-    503: ("ServiceUnavailable", "The database is unavailable; retry later",
-          {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}}),
+    503: (
+        "ServiceUnavailable",
+        "The database is unavailable; retry later",
+        {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
+    ),
     413: ("TooLarge", "The body is larger than 1 MiB", {}),
     415: ("UnsupportedMediaType", "Wrong Content-Type", {}),
-    429: ("TooManyRequests", "Too many requests from this token; retry later",
-          {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}}),
+    429: (
+        "TooManyRequests",
+        "Too many requests from this token; retry later",
+        {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
+    ),
 }
 LOCATION_MESSAGES = {"query": "invalid query parameter", "json": "invalid request body"}
 
@@ -40,7 +51,7 @@ class ApiParser(FlaskParser):
 
     DEFAULT_VALIDATION_STATUS = 400
 
-    def handle_error(self, error, req, schema, *, error_status_code, error_headers):
+    def handle_error(self, error, req, schema, *, error_status_code, error_headers) -> Never:
         messages = error.messages
         # webargs keys the messages by location ({"query": {...}}); clients want the fields.
         if isinstance(messages, dict) and len(messages) == 1:
@@ -137,5 +148,9 @@ class TriageApi(Api):
         data = getattr(error, "data", None) or {}  # set by flask_smorest.abort(..., message=...)
         headers.update(data.get("headers") or {})
         details = data.get("errors") or data.get("messages")
-        return error_response(error.code or 500, data.get("message") or error.description or error.name,
-                              details if isinstance(details, dict) else None, headers)
+        return error_response(
+            error.code or 500,
+            data.get("message") or error.description or error.name,
+            details if isinstance(details, dict) else None,
+            headers,
+        )

@@ -4,12 +4,13 @@ A batch of up to 1,000 is validated whole (one bad item rejects it, with the ind
 each bad item), then stored in one transaction (unprocessed: the outbox), then handed to a
 worker as one job. Ids seen before, or twice in one batch, count as duplicates.
 """
+
 from __future__ import annotations
 
 from flask import jsonify
 
-from app.api.base import ApiBlueprint
 from app.api.auth import require_token
+from app.api.base import ApiBlueprint
 from app.errors import ApiError
 from app.extensions import db
 from app.intake.event_validation import validate_event
@@ -34,13 +35,28 @@ def _limit_per_token() -> None:
     ratelimit.check("events", hashlib.sha256(token.encode()).hexdigest()[:16], current_app.config["RATE_LIMIT_API"])
 
 
-
 @blp.route("/events", methods=["POST"])
-@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": {
-    "oneOf": [{"$ref": "#/components/schemas/Event"},
-              {"type": "array", "maxItems": MAX_BATCH, "items": {"$ref": "#/components/schemas/Event"}}]}}}},
-    responses={"202": {"description": "Stored durably; processing continues in the background",
-                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}}})
+@blp.doc(
+    requestBody={
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/Event"},
+                        {"type": "array", "maxItems": MAX_BATCH, "items": {"$ref": "#/components/schemas/Event"}},
+                    ]
+                }
+            }
+        },
+    },
+    responses={
+        "202": {
+            "description": "Stored durably; processing continues in the background",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
+        }
+    },
+)
 @blp.errors(400, 401, 403, 413, 415, 429, 503)
 def post_events():
     """Accept a batch (or one) of usage or custom events."""
@@ -59,9 +75,19 @@ def post_events():
             valid.append((data, item))
     if errors:
         raise ApiError(400, f"{len(errors)} invalid event(s); nothing was stored", details=errors)
-    event_ids, duplicates = store_events("api", [
-        {"external_id": data["id"], "type": data["type"], "account_id": data["account_id"],
-         "occurred_at": data["occurred_at"], "payload": raw} for data, raw in valid])
+    event_ids, duplicates = store_events(
+        "api",
+        [
+            {
+                "external_id": data["id"],
+                "type": data["type"],
+                "account_id": data["account_id"],
+                "occurred_at": data["occurred_at"],
+                "payload": raw,
+            }
+            for data, raw in valid
+        ],
+    )
     db.session.commit()
     enqueue_events(event_ids)
     return jsonify(accepted=len(event_ids), duplicates=duplicates), 202

@@ -3,6 +3,7 @@
 Only the database decides the status code: a committed event is never lost even while
 Redis is down (the outbox sweeper enqueues it later), so Redis is reported, not required.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,12 @@ def _redis_ok() -> bool:
 @blp.route("/healthz")
 @blp.doc(security=[])
 @blp.response(200, HealthzSchema)
-@blp.alt_response(503, schema=HealthzSchema, description="The database is unreachable",
-                  headers={"Retry-After": {"schema": {"type": "integer"}}})
+@blp.alt_response(
+    503,
+    schema=HealthzSchema,
+    description="The database is unreachable",
+    headers={"Retry-After": {"schema": {"type": "integer"}}},
+)
 def healthz():
     """200 once the database answers; 503 naming what is down otherwise"""
     checks = {"database": _database_ok(), "redis": _redis_ok()}

@@ -4,9 +4,10 @@ The same classes validate requests, serialize responses and write the OpenAPI do
 Views hand the output schemas SQLAlchemy rows such as ``(Task, event_id)``, so fields
 read through dotted attributes ("Task.title"): each value comes from one query, no N+1.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from webargs.fields import DelimitedList
@@ -22,7 +23,7 @@ class UTCDateTime(fields.DateTime):
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:
             return None
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         # Whole seconds as GitHub writes them; sub-second parts only where the data has them.
         timespec = "milliseconds" if value.microsecond >= 1000 else "seconds"
         return value.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
@@ -35,9 +36,9 @@ class UTCDateTime(fields.DateTime):
         except ValueError:
             raise self.make_error("invalid", input=value, obj_type="datetime") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         try:
-            return parsed.astimezone(timezone.utc)
+            return parsed.astimezone(UTC)
         except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC time
             raise self.make_error("invalid", input=value, obj_type="datetime") from None
 
@@ -83,21 +84,25 @@ class Inline(fields.Nested):
 
 # ---- errors ------------------------------------------------------------------------
 
+
 class ErrorSchema(Schema):
     """The one error shape of the contract (section 4)."""
 
     error = fields.Str(required=True, metadata={"description": "What went wrong"})
     details = fields.Dict(
-        keys=fields.Str(), values=fields.Raw(),
+        keys=fields.Str(),
+        values=fields.Raw(),
         metadata={"description": "Per field (or per batch index): a list of messages"},
     )
 
 
 # ---- accounts ----------------------------------------------------------------------
 
+
 class HealthSchema(Schema):
-    status = fields.Str(attribute="health_status", allow_none=True,
-                        metadata={"description": "Lower-case status of the health scheme"})
+    status = fields.Str(
+        attribute="health_status", allow_none=True, metadata={"description": "Lower-case status of the health scheme"}
+    )
     since = UTCDateTime(attribute="health_since", allow_none=True)
     reason = fields.Str(attribute="health_reason", allow_none=True)
 
@@ -127,8 +132,11 @@ class HealthChangeSchema(Schema):
 class StepSchema(Schema):
     name = fields.Str()
     kind = fields.Str(metadata={"description": "task (manual) or action (automated)"})
-    status = fields.Str(metadata={
-        "description": f"Automated: {', '.join(STEP_STATUSES)}; manual: as its task ({', '.join(TASK_STATUSES)})"})
+    status = fields.Str(
+        metadata={
+            "description": f"Automated: {', '.join(STEP_STATUSES)}; manual: as its task ({', '.join(TASK_STATUSES)})"
+        }
+    )
     assignee = fields.Str(allow_none=True)
     due_at = UTCDateTime(allow_none=True)
     outcome = fields.Str(allow_none=True)
@@ -140,10 +148,14 @@ class RunSchema(Schema):
     id = fields.Int(attribute="PlaybookRun.id")
     playbook = fields.Str(attribute="PlaybookRun.playbook")
     rule = fields.Str(attribute="PlaybookRun.rule", allow_none=True)
-    trigger_event_id = fields.Str(allow_none=True, metadata={
-        "description": "The sender's id of the trigger event (webhook-id or event id)"})
-    triggered_at = UTCDateTime(attribute="PlaybookRun.triggered_at", allow_none=True,
-                               metadata={"description": "The trigger event's occurred_at"})
+    trigger_event_id = fields.Str(
+        allow_none=True, metadata={"description": "The sender's id of the trigger event (webhook-id or event id)"}
+    )
+    triggered_at = UTCDateTime(
+        attribute="PlaybookRun.triggered_at",
+        allow_none=True,
+        metadata={"description": "The trigger event's occurred_at"},
+    )
     status = fields.Str(attribute="PlaybookRun.status", metadata={"enum": list(RUN_STATUSES)})
     started_at = UTCDateTime(attribute="PlaybookRun.started_at")
     finished_at = UTCDateTime(attribute="PlaybookRun.finished_at", allow_none=True)
@@ -168,13 +180,20 @@ class ScoreSchema(Schema):
 
 # ---- tasks -------------------------------------------------------------------------
 
+
 class TaskQuerySchema(Schema):
     assignee = Text(metadata={"description": "A person's e-mail (case-insensitive)"})
-    status = DelimitedList(Lower(metadata={"enum": list(TASK_STATUSES)}), validate=each_one_of(TASK_STATUSES),
-                           metadata={"description": "Comma-separated: " + ", ".join(TASK_STATUSES)})
+    status = DelimitedList(
+        Lower(metadata={"enum": list(TASK_STATUSES)}),
+        validate=each_one_of(TASK_STATUSES),
+        metadata={"description": "Comma-separated: " + ", ".join(TASK_STATUSES)},
+    )
     account = Text(metadata={"description": "Account id"})
-    priority = DelimitedList(Lower(metadata={"enum": list(PRIORITIES)}), validate=each_one_of(PRIORITIES),
-                             metadata={"description": "Comma-separated: " + ", ".join(PRIORITIES)})
+    priority = DelimitedList(
+        Lower(metadata={"enum": list(PRIORITIES)}),
+        validate=each_one_of(PRIORITIES),
+        metadata={"description": "Comma-separated: " + ", ".join(PRIORITIES)},
+    )
     limit = fields.Int(load_default=100, validate=validate.Range(min=1, max=1000))
     # Bounded: SQLite cannot bind an integer past 2**63 - 1, and no list is that long.
     offset = fields.Int(load_default=0, validate=validate.Range(min=0, max=MAX_INT32))
@@ -202,12 +221,15 @@ class TaskSchema(Schema):
 
 
 class CompleteTaskSchema(Schema):
-    outcome = Text(validate=validate.Length(min=1, max=100), metadata={
-        "description": "One of the task's outcomes; may be left out when the task has only one"})
+    outcome = Text(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "One of the task's outcomes; may be left out when the task has only one"},
+    )
     note = Text(validate=validate.Length(max=10000))
 
 
 # ---- health ------------------------------------------------------------------------
+
 
 class HealthzSchema(Schema):
     status = fields.Str(metadata={"enum": ["ok", "unavailable"]})

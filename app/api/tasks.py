@@ -3,12 +3,13 @@
 A personal token sees and completes only the tasks its person may (app/api/auth.py); a task
 outside that scope answers 404, as one that does not exist.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.api.base import ApiBlueprint
 from app.api.auth import actor, api_user, may_see_task, require_caller, scope_tasks
+from app.api.base import ApiBlueprint
 from app.api.schemas import CompleteTaskSchema, TaskQuerySchema, TaskSchema
 from app.errors import ApiError
 from app.extensions import db
@@ -18,8 +19,12 @@ from app.playbooks.tasks import TaskError, complete_task
 blp = ApiBlueprint("Tasks", __name__, url_prefix="/api/v1", description="Manual tasks for CSMs and managers")
 blp.before_request(require_caller)
 
-TOTAL_HEADER = {"X-Total-Count": {"description": "Tasks matching the filters, before limit and offset",
-                                  "schema": {"type": "integer"}}}
+TOTAL_HEADER = {
+    "X-Total-Count": {
+        "description": "Tasks matching the filters, before limit and offset",
+        "schema": {"type": "integer"},
+    }
+}
 
 
 def _task_rows():
@@ -52,8 +57,10 @@ def list_tasks(args: dict):
     conditions = _filters(args)
     total = db.session.scalar(scope_tasks(select(func.count(Task.id)).where(*conditions)))
     rows = db.session.execute(
-        scope_tasks(_task_rows().where(*conditions)).order_by(*Task.urgency_order())
-        .limit(args["limit"]).offset(args["offset"])
+        scope_tasks(_task_rows().where(*conditions))
+        .order_by(*Task.urgency_order())
+        .limit(args["limit"])
+        .offset(args["offset"])
     ).all()
     return [row._mapping for row in rows], {"X-Total-Count": str(total)}
 

@@ -1,4 +1,5 @@
 """Where events enter: CRM webhooks (own format, HubSpot, Salesforce) and the events API."""
+
 from flask import Flask, current_app, request
 
 WEBHOOK_BLUEPRINTS = ("webhooks", "hubspot", "salesforce")

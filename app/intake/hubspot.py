@@ -4,13 +4,14 @@ Verified with HubSpot's signature v3. A `company.propertyChange` of the configur
 property is a status change of company `objectId`; every other event is stored (and can be
 matched by rules as `hubspot.<subscriptionType>`) and acknowledged.
 """
+
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -53,8 +54,9 @@ def hubspot_webhook():
     payload = parse_json(body)
     events = payload if isinstance(payload, list) else [payload]
     health_property = current_app.config["HUBSPOT_HEALTH_PROPERTY"]
-    event_ids, duplicates = accept_rows("hubspot", events, lambda event: to_event_row(event, health_property),
-                                        "HubSpot event(s)")
+    event_ids, duplicates = accept_rows(
+        "hubspot", events, lambda event: to_event_row(event, health_property), "HubSpot event(s)"
+    )
     return jsonify(accepted=len(event_ids), duplicates=duplicates), 202
 
 
@@ -66,22 +68,32 @@ def to_event_row(event, health_property: str) -> dict:
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     try:
-        occurred_at = datetime.fromtimestamp(int(event["occurredAt"]) / 1000, tz=timezone.utc)
+        occurred_at = datetime.fromtimestamp(int(event["occurredAt"]) / 1000, tz=UTC)
     except (TypeError, ValueError, OverflowError):
         raise ValueError("occurredAt must be epoch milliseconds") from None
     account_id = str(event["objectId"])
     # HubSpot's eventId alone is not unique (CONTRACT 2b): the key is the whole tuple.
-    key = ":".join(str(event.get(k, "")) for k in ("portalId", "subscriptionId", "eventId", "objectId",
-                                                   "propertyName", "occurredAt"))
+    key = ":".join(
+        str(event.get(k, ""))
+        for k in ("portalId", "subscriptionId", "eventId", "objectId", "propertyName", "occurredAt")
+    )
     when = occurred_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if event["subscriptionType"] == "company.propertyChange" and event.get("propertyName") == health_property:
         status = normalize_status(event.get("propertyValue"))
-        payload = {"type": "account.health_changed", "occurred_at": when, "account": {"id": account_id},
-                   "health": {"to": status, "changed_by": "hubspot", "reason": event.get("changeSource")},
-                   "hubspot": event}
-        return {"external_id": key, "type": "account.health_changed", "account_id": account_id,
-                "occurred_at": occurred_at, "payload": payload}
+        payload = {
+            "type": "account.health_changed",
+            "occurred_at": when,
+            "account": {"id": account_id},
+            "health": {"to": status, "changed_by": "hubspot", "reason": event.get("changeSource")},
+            "hubspot": event,
+        }
+        return {
+            "external_id": key,
+            "type": "account.health_changed",
+            "account_id": account_id,
+            "occurred_at": occurred_at,
+            "payload": payload,
+        }
     kind = "hubspot." + str(event["subscriptionType"]).lower()
     payload = {"id": key, "account_id": account_id, "type": kind, "occurred_at": when, "properties": event}
-    return {"external_id": key, "type": kind, "account_id": account_id, "occurred_at": occurred_at,
-            "payload": payload}
+    return {"external_id": key, "type": kind, "account_id": account_id, "occurred_at": occurred_at, "payload": payload}

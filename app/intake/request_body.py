@@ -1,4 +1,5 @@
 """Checks every intake endpoint makes on the raw request before anything is parsed."""
+
 from __future__ import annotations
 
 import json

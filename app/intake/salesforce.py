@@ -4,10 +4,11 @@ Each `Notification` carries an Account sObject; its health field (SALESFORCE_HEA
 is the new status. Accepted only from SALESFORCE_ORG_ID. The answer Salesforce needs is
 HTTP 200 with `<Ack>true</Ack>`; without it, it delivers the message again.
 """
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app
 
@@ -21,10 +22,12 @@ SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 MAX_NOTIFICATIONS = 100
-ACK = (f'<?xml version="1.0" encoding="UTF-8"?>'
-       f'<soapenv:Envelope xmlns:soapenv="{SOAP}"><soapenv:Body>'
-       f'<notificationsResponse xmlns="{OUTBOUND}"><Ack>true</Ack></notificationsResponse>'
-       f'</soapenv:Body></soapenv:Envelope>')
+ACK = (
+    f'<?xml version="1.0" encoding="UTF-8"?>'
+    f'<soapenv:Envelope xmlns:soapenv="{SOAP}"><soapenv:Body>'
+    f'<notificationsResponse xmlns="{OUTBOUND}"><Ack>true</Ack></notificationsResponse>'
+    f"</soapenv:Body></soapenv:Envelope>"
+)
 
 
 @bp.post("/salesforce")
@@ -63,23 +66,35 @@ def to_event_row(notification: ET.Element, health_field: str) -> dict:
     sobject = notification.find(f"{{{OUTBOUND}}}sObject")
     if not notification_id or sobject is None:
         raise ValueError("a Notification needs an Id and an sObject")
-    fields = {child.tag.split("}")[-1]: (child.text or "").strip() for child in sobject
-              if child.get(f"{{{XSI}}}nil") != "true"}
+    fields = {
+        child.tag.split("}")[-1]: (child.text or "").strip()
+        for child in sobject
+        if child.get(f"{{{XSI}}}nil") != "true"
+    }
     account_id = fields.get("Id")
     if not account_id:
         raise ValueError("the sObject has no Id")
-    occurred_at = _time(fields.get("LastModifiedDate")) or datetime.now(timezone.utc)
+    occurred_at = _time(fields.get("LastModifiedDate")) or datetime.now(UTC)
     account = {"id": account_id}
     if fields.get("Name"):
         account["name"] = fields["Name"]
     when = occurred_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    payload = {"type": "account.updated", "occurred_at": when, "account": account,
-               "salesforce": {"notification_id": notification_id, "fields": fields}}
+    payload = {
+        "type": "account.updated",
+        "occurred_at": when,
+        "account": account,
+        "salesforce": {"notification_id": notification_id, "fields": fields},
+    }
     if fields.get(health_field):
         payload["type"] = "account.health_changed"
         payload["health"] = {"to": normalize_status(fields[health_field]), "changed_by": "salesforce"}
-    return {"external_id": notification_id, "type": payload["type"], "account_id": account_id,
-            "occurred_at": occurred_at, "payload": payload}
+    return {
+        "external_id": notification_id,
+        "type": payload["type"],
+        "account_id": account_id,
+        "occurred_at": occurred_at,
+        "payload": payload,
+    }
 
 
 def _text(element: ET.Element, name: str) -> str | None:
@@ -94,4 +109,4 @@ def _time(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

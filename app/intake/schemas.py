@@ -1,7 +1,8 @@
 """Marshmallow schemas for what the CRM sends (CONTRACT.md section 2)."""
+
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -71,7 +72,7 @@ class UtcDateTime(fields.AwareDateTime):
     def _deserialize(self, value, attr, data, **kwargs):
         parsed = super()._deserialize(value, attr, data, **kwargs)
         try:
-            return parsed.astimezone(timezone.utc)
+            return parsed.astimezone(UTC)
         except OverflowError:
             raise ValidationError("Out of range once converted to UTC.") from None
 

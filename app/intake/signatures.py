@@ -1,4 +1,5 @@
 """Standard Webhooks (v1) signature check: constant time, 5-minute window."""
+
 from __future__ import annotations
 
 import base64
@@ -14,7 +15,7 @@ class SignatureError(Exception):
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a `whsec_<base64>` secret."""
-    encoded = secret[len("whsec_"):] if secret.startswith("whsec_") else secret
+    encoded = secret[len("whsec_") :] if secret.startswith("whsec_") else secret
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -33,8 +34,11 @@ def verify(secret: str, headers, body: bytes, tolerance: int = 300, now: float |
     msg_id = headers.get("webhook-id")
     timestamp = headers.get("webhook-timestamp")
     signatures = headers.get("webhook-signature")
-    missing = [name for name, value in (("webhook-id", msg_id), ("webhook-timestamp", timestamp),
-                                         ("webhook-signature", signatures)) if not value]
+    missing = [
+        name
+        for name, value in (("webhook-id", msg_id), ("webhook-timestamp", timestamp), ("webhook-signature", signatures))
+        if not value
+    ]
     if missing:
         raise SignatureError(f"missing header(s): {', '.join(missing)}")
     try:

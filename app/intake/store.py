@@ -1,4 +1,5 @@
 """Storing an inbound event durably, once (unprocessed: the outbox, see `Event`); enqueued after commit (app/jobs.py)."""
+
 from __future__ import annotations
 
 import logging
@@ -15,14 +16,25 @@ from app.models.types import utcnow
 log = logging.getLogger(__name__)
 
 
-def store_event(*, source: str, external_id: str, type: str, account_id: str,
-                occurred_at: datetime, payload: dict) -> Event | None:
+def store_event(
+    *, source: str, external_id: str, type: str, account_id: str, occurred_at: datetime, payload: dict
+) -> Event | None:
     """One event through `store_events`; the stored Event, or None if this id was seen before.
 
     The caller commits: only then may it answer 202.
     """
-    event_ids, _ = store_events(source, [{"external_id": external_id, "type": type, "account_id": account_id,
-                                          "occurred_at": occurred_at, "payload": payload}])
+    event_ids, _ = store_events(
+        source,
+        [
+            {
+                "external_id": external_id,
+                "type": type,
+                "account_id": account_id,
+                "occurred_at": occurred_at,
+                "payload": payload,
+            }
+        ],
+    )
     return db.session.get(Event, event_ids[0]) if event_ids else None
 
 
@@ -45,8 +57,9 @@ def store_events(source: str, rows: list[dict]) -> tuple[list[int], int]:
         # The table, not the ORM entity: Core's batched INSERT ... RETURNING, without the ORM's
         # bulk bookkeeping per row (it mattered at 5,000 events/s).
         table = Event.__table__
-        statement = (dialect_insert(table).on_conflict_do_nothing(index_elements=["source", "external_id"])
-                     .returning(table.c.id))
+        statement = (
+            dialect_insert(table).on_conflict_do_nothing(index_elements=["source", "external_id"]).returning(table.c.id)
+        )
         received = utcnow()
         event_ids = list(db.session.execute(statement, [dict(row, received_at=received) for row in fresh]).scalars())
     return event_ids, len(rows) - len(event_ids)
@@ -72,4 +85,3 @@ def accept_rows(source: str, items: list, to_row, what: str) -> tuple[list[int],
     db.session.commit()
     enqueue_events(event_ids)
     return event_ids, duplicates
-

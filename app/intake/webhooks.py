@@ -1,4 +1,5 @@
 """`POST /webhooks/crm`: status changes and account updates from the CRM (CONTRACT.md section 2)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
@@ -20,8 +21,12 @@ crm_schema = CrmWebhookSchema()
 def crm_webhook():
     body = raw_body("application/json")
     try:
-        webhook_id = signatures.verify(current_app.config["CRM_WEBHOOK_SECRET"], request.headers, body,
-                                       tolerance=current_app.config["WEBHOOK_TOLERANCE"])
+        webhook_id = signatures.verify(
+            current_app.config["CRM_WEBHOOK_SECRET"],
+            request.headers,
+            body,
+            tolerance=current_app.config["WEBHOOK_TOLERANCE"],
+        )
     except signatures.SignatureError as exc:
         raise ApiError(401, f"signature check failed: {exc}") from None
     payload = parse_json(body)
@@ -33,10 +38,18 @@ def crm_webhook():
         raise ApiError(400, "invalid webhook body", details=exc.normalized_messages()) from None
 
     # Ids only (no Event object to load back after the commit): the 202 needs nothing else.
-    event_ids, duplicates = store_events("crm", [{"external_id": webhook_id, "type": data["type"],
-                                                  "account_id": data["account"]["id"],
-                                                  "occurred_at": data["occurred_at"], "payload": payload}])
+    event_ids, duplicates = store_events(
+        "crm",
+        [
+            {
+                "external_id": webhook_id,
+                "type": data["type"],
+                "account_id": data["account"]["id"],
+                "occurred_at": data["occurred_at"],
+                "payload": payload,
+            }
+        ],
+    )
     db.session.commit()
     enqueue_events(event_ids)
     return jsonify(accepted=len(event_ids), duplicates=duplicates), 202
-

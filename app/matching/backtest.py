@@ -7,6 +7,7 @@ matches them with the production matcher of both the candidate and the live rule
 with the same playbook, and its throttle (simulated in memory) let it through. Nothing is
 written: the session is rolled back at the end.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,23 +48,36 @@ class Report:
     live_version: str
 
     def rows(self) -> list[dict]:
-        names = sorted(set(self.candidate.matched) | set(self.live.matched) | set(self.candidate.fires)
-                       | set(self.live.fires))
-        return [{"rule": name, "candidate": self.candidate.fires[name], "live": self.live.fires[name],
-                 "difference": self.candidate.fires[name] - self.live.fires[name],
-                 "matched": self.candidate.matched[name]} for name in names]
+        names = sorted(
+            set(self.candidate.matched) | set(self.live.matched) | set(self.candidate.fires) | set(self.live.fires)
+        )
+        return [
+            {
+                "rule": name,
+                "candidate": self.candidate.fires[name],
+                "live": self.live.fires[name],
+                "difference": self.candidate.fires[name] - self.live.fires[name],
+                "matched": self.candidate.matched[name],
+            }
+            for name in names
+        ]
 
 
-def replay(candidate: Matcher, live: Matcher, since: datetime, until: datetime, with_metrics: bool = True,
-           batch: int = 2000) -> Report:
+def replay(
+    candidate: Matcher, live: Matcher, since: datetime, until: datetime, with_metrics: bool = True, batch: int = 2000
+) -> Report:
     """Run every stored event in [since, until) through both matchers."""
     report = Report(since, until, 0, Side(), Side(), candidate.ruleset.version, live.ruleset.version)
     accounts: dict[str, Account | None] = {}
     metrics = metrics_for if with_metrics else None
     same = candidate.ruleset.version == live.ruleset.version
     try:
-        query = (select(Event).where(Event.occurred_at >= since, Event.occurred_at < until)
-                 .order_by(Event.occurred_at, Event.id).execution_options(yield_per=batch))
+        query = (
+            select(Event)
+            .where(Event.occurred_at >= since, Event.occurred_at < until)
+            .order_by(Event.occurred_at, Event.id)
+            .execution_options(yield_per=batch)
+        )
         for event in db.session.scalars(query):
             report.events += 1
             account = accounts.get(event.account_id, ...)
@@ -74,8 +88,9 @@ def replay(candidate: Matcher, live: Matcher, since: datetime, until: datetime, 
             health = _health(event)
             if health is not None and health["to"] == health["from"]:
                 continue  # the same status again is no change: live processing runs no rules either
-            facts = stored_event_facts(event, account, metrics(account.id, event.occurred_at)
-                                       if metrics else {}, health)
+            facts = stored_event_facts(
+                event, account, metrics(account.id, event.occurred_at) if metrics else {}, health
+            )
             matched = candidate.match(facts)
             _count(matched, facts, event, account, report.candidate)
             # The same rule set on both sides (a backtest of the live rules) needs one match.
@@ -90,9 +105,11 @@ def _health(event: Event) -> dict | None:
         return None
     change = db.session.execute(select(HealthChange).where(HealthChange.event_id == event.id).limit(1)).scalar()
     health = (event.payload or {}).get("health") or {}
-    return {"to": change.status if change else health.get("to"),
-            "from": change.previous if change else None,
-            "crm_from": change.crm_from if change else health.get("from")}
+    return {
+        "to": change.status if change else health.get("to"),
+        "from": change.previous if change else None,
+        "crm_from": change.crm_from if change else health.get("from"),
+    }
 
 
 def _count(matched: list, facts: dict, event: Event, account: Account, side: Side) -> None:
@@ -115,9 +132,12 @@ def _count(matched: list, facts: dict, event: Event, account: Account, side: Sid
 
 
 def format_report(report: Report) -> str:
-    lines = [f"Backtest of {report.events} events from {report.since:%Y-%m-%d} to {report.until:%Y-%m-%d}",
-             f"candidate rules {report.candidate_version} against live rules {report.live_version}", "",
-             f"{'rule':40} {'candidate':>10} {'live':>8} {'diff':>8}"]
+    lines = [
+        f"Backtest of {report.events} events from {report.since:%Y-%m-%d} to {report.until:%Y-%m-%d}",
+        f"candidate rules {report.candidate_version} against live rules {report.live_version}",
+        "",
+        f"{'rule':40} {'candidate':>10} {'live':>8} {'diff':>8}",
+    ]
     for row in report.rows():
         lines.append(f"{row['rule']:40} {row['candidate']:>10} {row['live']:>8} {row['difference']:>+8}")
     lines += ["", "Candidate launches per CSM per week:", f"{'rule':40} {'csm':30} {'week':10} {'launches':>8}"]

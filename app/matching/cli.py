@@ -1,10 +1,11 @@
 """`flask rules check|test|explain|reload|backtest|schedules`: the rule author's tools."""
+
 from __future__ import annotations
 
 import json
 import re
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import click
 from flask import current_app
@@ -84,14 +85,26 @@ def facts_from_json(data: dict) -> dict:
     if "account_id" in data or isinstance(data.get("account"), dict) and "occurred_at" in data:
         account_id = data.get("account_id") or data["account"].get("id")
         account = db.session.get(Account, account_id) or Account(id=account_id)
-        occurred = datetime.fromisoformat(str(data.get("occurred_at", "")).replace("Z", "+00:00")) \
-            if data.get("occurred_at") else datetime.now(timezone.utc)
-        event = Event(source="explain", external_id=str(data.get("id", "explain")), type=data.get("type", ""),
-                      account_id=account_id, occurred_at=occurred, payload=data)
+        occurred = (
+            datetime.fromisoformat(str(data.get("occurred_at", "")).replace("Z", "+00:00"))
+            if data.get("occurred_at")
+            else datetime.now(UTC)
+        )
+        event = Event(
+            source="explain",
+            external_id=str(data.get("id", "explain")),
+            type=data.get("type", ""),
+            account_id=account_id,
+            occurred_at=occurred,
+            payload=data,
+        )
         health = None
         if isinstance(data.get("health"), dict):
-            health = {"to": data["health"].get("to"), "from": account.health_status,
-                      "crm_from": data["health"].get("from")}
+            health = {
+                "to": data["health"].get("to"),
+                "from": account.health_status,
+                "crm_from": data["health"].get("from"),
+            }
         from app.signals.metrics import metrics_for
 
         facts = event_facts(event=event, account=account, metrics=metrics_for(account_id, occurred), health=health)
@@ -109,8 +122,10 @@ def reload_command() -> None:
 
     loaded = _load(None)
     request_reload()
-    click.echo(f"{len(loaded.ruleset.rules)} rules (version {loaded.ruleset.version}) are valid; "
-               "running processes reload them at their next check.")
+    click.echo(
+        f"{len(loaded.ruleset.rules)} rules (version {loaded.ruleset.version}) are valid; "
+        "running processes reload them at their next check."
+    )
 
 
 def parse_since(text: str) -> timedelta:
@@ -133,15 +148,25 @@ def backtest_command(since: str, rules_dir: str | None, no_metrics: bool, as_jso
 
     candidate = _load(rules_dir)
     live = catalog.current()
-    until = datetime.now(timezone.utc)
+    until = datetime.now(UTC)
     report = replay(candidate.matcher, live.matcher, until - parse_since(since), until, with_metrics=not no_metrics)
     if as_json:
-        click.echo(json.dumps({"events": report.events, "since": report.since.isoformat(),
-                               "candidate_version": report.candidate_version, "live_version": report.live_version,
-                               "rules": report.rows(),
-                               "per_csm_week": [{"rule": r, "csm": c, "week": w, "launches": n}
-                                                for (r, c, w), n in sorted(report.candidate.per_csm_week.items())]},
-                              indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "events": report.events,
+                    "since": report.since.isoformat(),
+                    "candidate_version": report.candidate_version,
+                    "live_version": report.live_version,
+                    "rules": report.rows(),
+                    "per_csm_week": [
+                        {"rule": r, "csm": c, "week": w, "launches": n}
+                        for (r, c, w), n in sorted(report.candidate.per_csm_week.items())
+                    ],
+                },
+                indent=2,
+            )
+        )
     else:
         click.echo(format_report(report))
 

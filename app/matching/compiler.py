@@ -6,6 +6,7 @@ A rule is a list of checks (trigger, to/from, scope, the `if:` line's `and` part
 an AST of `app.matching.conditions`. The engine matches every check it can; a check with
 `contains` or `matches` is evaluated in Python on the rules the engine matched.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,12 @@ def checks(rule: Rule) -> list[Check]:
     found = [Check(f"on: {rule.trigger}", c.Cmp("type", "==", rule.event_type, text=f'type == "{rule.event_type}"'))]
     if rule.schedule is not None:
         found.append(Check("schedule", c.Cmp("schedule.rule", "==", rule.name, text=f'schedule.rule == "{rule.name}"')))
-    for path, values in (("to", rule.to), ("from", rule.from_), ("account.segment", rule.segments),
-                         ("account.lifecycle_stage", rule.lifecycle_stages)):
+    for path, values in (
+        ("to", rule.to),
+        ("from", rule.from_),
+        ("account.segment", rule.segments),
+        ("account.lifecycle_stage", rule.lifecycle_stages),
+    ):
         if values:
             text = f"{path} in {_quoted(values)}"
             found.append(Check(text, c.In(path, tuple(values), text=text)))
@@ -58,8 +63,7 @@ def definition(ruleset: RuleSet, include_disabled: bool = False) -> dict[str, di
     Built fresh on every call because the engine mutates what it is given. The caller
     adds each rule's `run`.
     """
-    return {rule.name: {"all": [{"m": condition(rule)}]} for rule in ruleset.rules
-            if rule.enabled or include_disabled}
+    return {rule.name: {"all": [{"m": condition(rule)}]} for rule in ruleset.rules if rule.enabled or include_disabled}
 
 
 def condition(rule: Rule) -> dict:

@@ -12,6 +12,7 @@ The AST is compiled to durable-rules JSON (`to_engine`) and also evaluated in Py
 explanation of why a rule did not fire comes from `evaluate`, which the tests keep in step
 with the engine.
 """
+
 from __future__ import annotations
 
 import functools
@@ -117,16 +118,35 @@ class ConditionError(ValueError):
 
 # --- grammar --------------------------------------------------------------------------------
 
-_KW = {name: pp.Keyword(name) for name in
-       ("and", "or", "not", "in", "contains", "exists", "between", "matches", "all", "any", "true", "false", "null")}
+_KW = {
+    name: pp.Keyword(name)
+    for name in (
+        "and",
+        "or",
+        "not",
+        "in",
+        "contains",
+        "exists",
+        "between",
+        "matches",
+        "all",
+        "any",
+        "true",
+        "false",
+        "null",
+    )
+}
 _KEYWORDS = pp.MatchFirst(list(_KW.values()))
 _IDENT = pp.Regex(r"[A-Za-z_][A-Za-z0-9_]*")
 _PATH = pp.Combine(~_KEYWORDS + _IDENT + pp.ZeroOrMore("." + _IDENT)).set_name("a field such as account.segment")
 _NUMBER = pp.Regex(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?").set_name("a number")
 _NUMBER.set_parse_action(lambda t: float(t[0]) if re.search(r"[.eE]", t[0]) else int(t[0]))
 _STRING = (pp.QuotedString('"', esc_char="\\") | pp.QuotedString("'", esc_char="\\")).set_name("a quoted text")
-_CONST = (_KW["true"].copy().set_parse_action(lambda: True) | _KW["false"].copy().set_parse_action(lambda: False)
-          | _KW["null"].copy().set_parse_action(lambda: [None]))
+_CONST = (
+    _KW["true"].copy().set_parse_action(lambda: True)
+    | _KW["false"].copy().set_parse_action(lambda: False)
+    | _KW["null"].copy().set_parse_action(lambda: [None])
+)
 _LITERAL = (_NUMBER | _STRING | _CONST).set_name("a value (number, quoted text, true, false, null)")
 _LIST = pp.Group(pp.Suppress("[") + pp.Optional(pp.DelimitedList(_LITERAL)) + pp.Suppress("]")).set_name("a list [..]")
 _NOT = pp.Optional(_KW["not"])("negated")
@@ -136,39 +156,61 @@ def _located(expr, build):
     def action(s, loc, tokens):
         start, inner, end = tokens["locn_start"], tokens["value"], tokens["locn_end"]
         return build(inner, start, s[start:end].strip())
+
     return pp.Located(expr).set_parse_action(action)
 
 
-_cmp = _located(_PATH("path") + pp.one_of("== != <= >= < >")("op") + _LITERAL("value"),
-                lambda t, loc, text: Cmp(t["path"], t["op"], t["value"], loc, text))
-_in = _located(_PATH("path") + _NOT + _KW["in"] + _LIST("values"),
-               lambda t, loc, text: In(t["path"], tuple(t["values"]), bool(t.get("negated")), loc, text))
-_exists = _located(_PATH("path") + _NOT + _KW["exists"],
-                   lambda t, loc, text: Exists(t["path"], bool(t.get("negated")), loc, text))
-_between = _located(_PATH("path") + _KW["between"] + _NUMBER("low") + _KW["and"] + _NUMBER("high"),
-                    lambda t, loc, text: Between(t["path"], t["low"], t["high"], loc, text))
-_contains = _located(_PATH("path") + _NOT + _KW["contains"] + _LITERAL("value"),
-                     lambda t, loc, text: Contains(t["path"], t["value"], bool(t.get("negated")), loc, text))
-_matches = _located(_PATH("path") + _NOT + _KW["matches"] + _STRING("pattern"),
-                    lambda t, loc, text: Matches(t["path"], t["pattern"], bool(t.get("negated")), loc, text))
-_PREDICATE = (_between | _in | _exists | _contains | _matches | _cmp).set_name("a test such as account.plan == \"premier\"")
+_cmp = _located(
+    _PATH("path") + pp.one_of("== != <= >= < >")("op") + _LITERAL("value"),
+    lambda t, loc, text: Cmp(t["path"], t["op"], t["value"], loc, text),
+)
+_in = _located(
+    _PATH("path") + _NOT + _KW["in"] + _LIST("values"),
+    lambda t, loc, text: In(t["path"], tuple(t["values"]), bool(t.get("negated")), loc, text),
+)
+_exists = _located(
+    _PATH("path") + _NOT + _KW["exists"], lambda t, loc, text: Exists(t["path"], bool(t.get("negated")), loc, text)
+)
+_between = _located(
+    _PATH("path") + _KW["between"] + _NUMBER("low") + _KW["and"] + _NUMBER("high"),
+    lambda t, loc, text: Between(t["path"], t["low"], t["high"], loc, text),
+)
+_contains = _located(
+    _PATH("path") + _NOT + _KW["contains"] + _LITERAL("value"),
+    lambda t, loc, text: Contains(t["path"], t["value"], bool(t.get("negated")), loc, text),
+)
+_matches = _located(
+    _PATH("path") + _NOT + _KW["matches"] + _STRING("pattern"),
+    lambda t, loc, text: Matches(t["path"], t["pattern"], bool(t.get("negated")), loc, text),
+)
+_PREDICATE = (_between | _in | _exists | _contains | _matches | _cmp).set_name(
+    'a test such as account.plan == "premier"'
+)
 
 _EXPR = pp.Forward().set_name("a condition")
-_group = (_KW["all"] | _KW["any"])("kind") + pp.Suppress("(") + pp.Group(pp.DelimitedList(_EXPR))("items") + pp.Suppress(")")
+_group = (
+    (_KW["all"] | _KW["any"])("kind") + pp.Suppress("(") + pp.Group(pp.DelimitedList(_EXPR))("items") + pp.Suppress(")")
+)
 _func = _located(_group, lambda t, loc, text: (And if t["kind"] == "all" else Or)(tuple(t["items"]), loc, text))
 _ATOM = _func | (pp.Suppress("(") + _EXPR + pp.Suppress(")")) | _PREDICATE
 _NOT_EXPR = pp.Forward()
 _NOT_EXPR <<= _located(_KW["not"] + _NOT_EXPR("item"), lambda t, loc, text: Not(t["item"], loc, text)) | _ATOM
-_AND_EXPR = _located(_NOT_EXPR + pp.ZeroOrMore(_KW["and"].suppress() + _NOT_EXPR),
-                     lambda t, loc, text: t[0] if len(t) == 1 else And(tuple(t), loc, text))
-_OR_EXPR = _located(_AND_EXPR + pp.ZeroOrMore(_KW["or"].suppress() + _AND_EXPR),
-                    lambda t, loc, text: t[0] if len(t) == 1 else Or(tuple(t), loc, text))
+_AND_EXPR = _located(
+    _NOT_EXPR + pp.ZeroOrMore(_KW["and"].suppress() + _NOT_EXPR),
+    lambda t, loc, text: t[0] if len(t) == 1 else And(tuple(t), loc, text),
+)
+_OR_EXPR = _located(
+    _AND_EXPR + pp.ZeroOrMore(_KW["or"].suppress() + _AND_EXPR),
+    lambda t, loc, text: t[0] if len(t) == 1 else Or(tuple(t), loc, text),
+)
 _EXPR <<= _OR_EXPR
 _GRAMMAR = _EXPR + pp.StringEnd()
 
-OPERATORS_HINT = ("write e.g. metrics.logins_7d < 5 and account.segment in [\"smb\"]; operators: == != < <= > >= "
-                  "in, not in, contains, exists, not exists, between A and B, matches \"regex\", and, or, not, "
-                  "all(..), any(..)")
+OPERATORS_HINT = (
+    'write e.g. metrics.logins_7d < 5 and account.segment in ["smb"]; operators: == != < <= > >= '
+    'in, not in, contains, exists, not exists, between A and B, matches "regex", and, or, not, '
+    "all(..), any(..)"
+)
 
 
 def parse(text: str) -> Node:
@@ -190,7 +232,7 @@ def _parse(text: str) -> Node:
         elif re.match(r"\s*(&&|\|\|)", rest) or re.match(r"\s*!(?!=)", rest):
             hint = "use the words and, or, not"
         elif re.match(r"\s*[A-Za-z_]", rest) and re.search(r"(==|!=|<=|>=|<|>|contains|\[|,)\s*$", text[:loc]):
-            hint = "text values need quotes, e.g. account.segment == \"enterprise\""
+            hint = 'text values need quotes, e.g. account.segment == "enterprise"'
         else:
             hint = OPERATORS_HINT
         found = repr(rest[:20]) if rest else "the end of the condition"

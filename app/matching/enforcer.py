@@ -8,6 +8,7 @@ group within `throttle.once_within` (event time) -> `throttled`; params that do 
 launched (`launched`, or `run_already_open` when a run of it is open for the account).
 Callers commit; nothing here commits.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ from app.templating import render_params
 log = logging.getLogger(__name__)
 
 
-def enforce(facts: dict, event: Event, account: Account,
-            open_runs: list[PlaybookRun] | None = None) -> list[RuleFiring]:
+def enforce(
+    facts: dict, event: Event, account: Account, open_runs: list[PlaybookRun] | None = None
+) -> list[RuleFiring]:
     """Match the facts against the live rules and launch what fired.
 
     When several rules would launch the same playbook for this event, the highest
@@ -49,20 +51,39 @@ def enforce(facts: dict, event: Event, account: Account,
         state = states.get(rule.name)
         if not is_enabled(rule, state):
             continue
-        firing = RuleFiring(rule=rule.name, ruleset_version=current.ruleset.version, event_id=event.id,
-                            account_id=account.id, playbook=rule.playbook, facts=facts,
-                            occurred_at=event.occurred_at, throttle_key=throttle_key(rule, facts))
+        firing = RuleFiring(
+            rule=rule.name,
+            ruleset_version=current.ruleset.version,
+            event_id=event.id,
+            account_id=account.id,
+            playbook=rule.playbook,
+            facts=facts,
+            occurred_at=event.occurred_at,
+            throttle_key=throttle_key(rule, facts),
+        )
         firing.outcome, firing.detail = _decide(rule, state, states, facts, event, launched_playbooks)
         if firing.outcome == "launch":
-            run = launch(current.playbooks[rule.playbook], account, event=event, rule=rule.name,
-                         params=_params(rule, facts), open_runs=open_runs)
+            run = launch(
+                current.playbooks[rule.playbook],
+                account,
+                event=event,
+                rule=rule.name,
+                params=_params(rule, facts),
+                open_runs=open_runs,
+            )
             launched_playbooks.add(rule.playbook)
             firing.outcome = "launched" if run is not None else "run_already_open"
             firing.run_id = run.id if run is not None else None
         db.session.add(firing)
         firings.append(firing)
-        log.info("rule %s fired on event %s (%s): %s%s", rule.name, event.id, account.id, firing.outcome,
-                 f" ({firing.detail})" if firing.detail else "")
+        log.info(
+            "rule %s fired on event %s (%s): %s%s",
+            rule.name,
+            event.id,
+            account.id,
+            firing.outcome,
+            f" ({firing.detail})" if firing.detail else "",
+        )
     return firings
 
 
@@ -97,8 +118,10 @@ def _decide(rule: Rule, state, states: dict, facts: dict, event: Event, launched
     if rule.brake is not None:
         recent = _recent_launches(rule)
         if recent >= rule.brake.max:
-            reason = (f"over budget: {recent} launches in the last {rule.brake.per} "
-                      f"(brake: max {rule.brake.max} per {rule.brake.per}); resume it in the admin")
+            reason = (
+                f"over budget: {recent} launches in the last {rule.brake.per} "
+                f"(brake: max {rule.brake.max} per {rule.brake.per}); resume it in the admin"
+            )
             pause(rule.name, reason, states)
             return "braked", reason
     return "launch", None
@@ -113,9 +136,14 @@ def _throttled(rule: Rule, key: str | None, event: Event) -> bool:
     at = event.occurred_at
     window = timedelta(seconds=rule.throttle.seconds)
     found = db.session.execute(
-        select(RuleFiring.id).where(RuleFiring.rule == rule.name, RuleFiring.throttle_key == key,
-                                    RuleFiring.outcome == "launched",
-                                    RuleFiring.occurred_at > at - window, RuleFiring.occurred_at < at + window)
+        select(RuleFiring.id)
+        .where(
+            RuleFiring.rule == rule.name,
+            RuleFiring.throttle_key == key,
+            RuleFiring.outcome == "launched",
+            RuleFiring.occurred_at > at - window,
+            RuleFiring.occurred_at < at + window,
+        )
         .limit(1)
     ).first()
     return found is not None
@@ -125,8 +153,12 @@ def _recent_launches(rule: Rule) -> int:
     """Launches within the brake's window, counted up to its max: the brake only needs to know
     whether the max is reached, and the count stays bounded however busy the rule is."""
     since = utcnow() - timedelta(seconds=rule.brake.seconds)
-    recent = (select(RuleFiring.id).where(RuleFiring.rule == rule.name, RuleFiring.outcome == "launched",
-                                          RuleFiring.fired_at > since).limit(rule.brake.max).subquery())
+    recent = (
+        select(RuleFiring.id)
+        .where(RuleFiring.rule == rule.name, RuleFiring.outcome == "launched", RuleFiring.fired_at > since)
+        .limit(rule.brake.max)
+        .subquery()
+    )
     return db.session.execute(select(func.count()).select_from(recent)).scalar_one()
 
 

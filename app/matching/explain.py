@@ -1,4 +1,5 @@
 """Why a rule did or did not match some facts, check by check (for `flask rules test|explain`)."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,15 @@ def explain(matcher, facts: dict) -> list[dict]:
     report = []
     for rule in matcher.ruleset.rules:
         failed = [result for result in explain_rule(rule, facts) if not result.ok]
-        report.append({"rule": rule.name, "playbook": rule.playbook, "enabled": rule.enabled,
-                       "matched": rule.name in matched, "failed": failed})
+        report.append(
+            {
+                "rule": rule.name,
+                "playbook": rule.playbook,
+                "enabled": rule.enabled,
+                "matched": rule.name in matched,
+                "failed": failed,
+            }
+        )
     return report
 
 

@@ -7,9 +7,10 @@ Shape (docs/interfaces.md, "Facts a rule sees"):
      "account": {id, name, segment, ..., days_to_renewal, days_as_customer, score},
      "metrics": {name: number or None}}
 """
+
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,16 +20,37 @@ from app.models import Account, Event
 # The derived metrics rules may read (app/signals/metrics.py computes them; the loader
 # refuses any other name). Keep in step with docs/interfaces.md.
 METRICS = (
-    "active_users_avg_30d", "active_users_avg_prev_30d", "active_users_change_pct_30d",
-    "logins_7d", "logins_30d", "new_users_30d", "seats", "nps_last", "days_since_nps",
-    "happiness_last", "tickets_30d", "tickets_high_30d", "ticket_sentiment_30d", "features_used_30d",
+    "active_users_avg_30d",
+    "active_users_avg_prev_30d",
+    "active_users_change_pct_30d",
+    "logins_7d",
+    "logins_30d",
+    "new_users_30d",
+    "seats",
+    "nps_last",
+    "days_since_nps",
+    "happiness_last",
+    "tickets_30d",
+    "tickets_high_30d",
+    "ticket_sentiment_30d",
+    "features_used_30d",
 )
 
 # Account facts and their kind ("string", "number", "status"), for the loader's type checks.
 ACCOUNT_FACTS = {
-    "id": "string", "name": "string", "segment": "string", "lifecycle_stage": "string", "plan": "string",
-    "arr": "number", "renewal_date": "string", "csm": "string", "manager": "string", "health": "status",
-    "days_to_renewal": "number", "days_as_customer": "number", "score": "number",
+    "id": "string",
+    "name": "string",
+    "segment": "string",
+    "lifecycle_stage": "string",
+    "plan": "string",
+    "arr": "number",
+    "renewal_date": "string",
+    "csm": "string",
+    "manager": "string",
+    "health": "status",
+    "days_to_renewal": "number",
+    "days_as_customer": "number",
+    "score": "number",
 }
 
 
@@ -37,7 +59,7 @@ def event_facts(*, event: Event, account: Account, metrics: dict | None = None, 
 
     `health`, for a status change: {"to", "from" (the server's previous status), "crm_from"}.
     """
-    at = _aware(event.occurred_at) if event.occurred_at else datetime.now(timezone.utc)
+    at = _aware(event.occurred_at) if event.occurred_at else datetime.now(UTC)
     payload = event.payload or {}
     facts: dict[str, Any] = {
         "type": event.type,
@@ -69,7 +91,7 @@ def account_facts_at(account: Account, today: date) -> dict:
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _json(value: Any) -> Any:
@@ -85,8 +107,7 @@ def _json(value: Any) -> Any:
     return value
 
 
-def stored_event_facts(event: Event, account: Account, metrics: dict | None = None,
-                       health: dict | None = None) -> dict:
+def stored_event_facts(event: Event, account: Account, metrics: dict | None = None, health: dict | None = None) -> dict:
     """`event_facts` plus what internal events carry: a due schedule's {rule, kind, period}."""
     facts = event_facts(event=event, account=account, metrics=metrics, health=health)
     if event.type == "schedule.due":

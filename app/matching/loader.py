@@ -1,12 +1,23 @@
 """Loading rule files (rules/*.yml) into a RuleSet, with every error at its line."""
+
 from __future__ import annotations
 
 import copy
 import re
 from typing import Any, NamedTuple
 
-from app.filecheck import (FileError, FileErrors, YamlFile, content_hash, raise_if_any, read_yaml,
-                           schema_errors, suggest, template_error, yaml_files)
+from app.filecheck import (
+    FileError,
+    FileErrors,
+    YamlFile,
+    content_hash,
+    raise_if_any,
+    read_yaml,
+    schema_errors,
+    suggest,
+    template_error,
+    yaml_files,
+)
 from app.matching import conditions as c
 from app.matching.facts import ACCOUNT_FACTS, METRICS
 from app.matching.model import HEALTH_TRIGGER, SCHEDULE_TRIGGER, Brake, Rule, RuleSet, Schedule, Throttle
@@ -22,71 +33,121 @@ UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
 # When a rule names no brake: a runaway rule stops here rather than at 2,000 tasks.
 DEFAULT_BRAKE = Brake(max=500, seconds=3600, per="hour")
 
-_TEXT_OR_LIST = {"anyOf": [{"type": "string"},
-                           {"type": "array", "minItems": 1, "items": {"type": "string"}}]}
+_TEXT_OR_LIST = {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]}
 _SAMPLE_ACCOUNT = {
-    "type": "object", "additionalProperties": False,
+    "type": "object",
+    "additionalProperties": False,
     "properties": {name: {"type": ["string", "number", "null"]} for name in ACCOUNT_FACTS},
 }
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "required": ["rules"],
-    "properties": {"rules": {"type": "array", "items": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name", "on", "playbook"],
-        "properties": {
-            "name": {"type": "string", "pattern": NAME_PATTERN, "description": NAME_HINT},
-            "description": {"type": "string"},
-            "owner": {"type": "string"},
-            "enabled": {"type": "boolean"},
-            "priority": {"type": "integer"},
-            "on": {"type": "string"},  # checked in _check_rule, with a did-you-mean
-            "schedule": {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
-                         "properties": {"every": {"enum": ["month"]},
-                                        "days_before_renewal": {"type": "integer", "minimum": 1}}},
-            "to": _TEXT_OR_LIST,
-            "from": _TEXT_OR_LIST,
-            "account": {"type": "object", "additionalProperties": False,
-                        "properties": {name: _TEXT_OR_LIST for name in ACCOUNT_FIELDS}},
-            "scope": {"type": "object", "additionalProperties": False,
-                      "properties": {"segments": _TEXT_OR_LIST, "lifecycle_stages": _TEXT_OR_LIST}},
-            "if": {"type": "string", "minLength": 1},
-            "throttle": {"type": "object", "additionalProperties": False, "required": ["once_within"],
-                         "properties": {"once_within": {"type": "string", "pattern": DURATION_PATTERN,
-                                                        "description": "e.g. 30 days, 12 hours, 2 weeks"},
-                                        "group_by": _TEXT_OR_LIST}},
-            "brake": {"type": "object", "additionalProperties": False, "required": ["max"],
-                      "properties": {"max": {"type": "integer", "minimum": 1},
-                                     "per": {"enum": ["minute", "hour", "day"]}}},
-            "playbook": {"type": "string"},
-            "params": {"type": "object"},
-            "tests": {"type": "array", "items": {
+    "properties": {
+        "rules": {
+            "type": "array",
+            "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["facts", "fires"],
+                "required": ["name", "on", "playbook"],
                 "properties": {
-                    "name": {"type": "string"},
-                    "facts": {"type": "object", "additionalProperties": False, "properties": {
-                        "type": {"type": "string"},
-                        "to": {"type": ["string", "null"]},
-                        "from": {"type": ["string", "null"]},
-                        "crm_from": {"type": ["string", "null"]},
-                        "account": _SAMPLE_ACCOUNT,
-                        "metrics": {"type": "object", "additionalProperties": False,
-                                    "properties": {name: {"type": ["number", "null"]} for name in METRICS}},
-                        "event": {"type": "object", "additionalProperties": False, "properties": {
-                            "id": {"type": "string"}, "type": {"type": "string"},
-                            "occurred_at": {"type": "string"}, "properties": {"type": "object"}}},
-                        "schedule": {"type": "object"},
-                    }},
-                    "fires": {"type": "boolean"},
+                    "name": {"type": "string", "pattern": NAME_PATTERN, "description": NAME_HINT},
+                    "description": {"type": "string"},
+                    "owner": {"type": "string"},
+                    "enabled": {"type": "boolean"},
+                    "priority": {"type": "integer"},
+                    "on": {"type": "string"},  # checked in _check_rule, with a did-you-mean
+                    "schedule": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "minProperties": 1,
+                        "maxProperties": 1,
+                        "properties": {
+                            "every": {"enum": ["month"]},
+                            "days_before_renewal": {"type": "integer", "minimum": 1},
+                        },
+                    },
+                    "to": _TEXT_OR_LIST,
+                    "from": _TEXT_OR_LIST,
+                    "account": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": dict.fromkeys(ACCOUNT_FIELDS, _TEXT_OR_LIST),
+                    },
+                    "scope": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"segments": _TEXT_OR_LIST, "lifecycle_stages": _TEXT_OR_LIST},
+                    },
+                    "if": {"type": "string", "minLength": 1},
+                    "throttle": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["once_within"],
+                        "properties": {
+                            "once_within": {
+                                "type": "string",
+                                "pattern": DURATION_PATTERN,
+                                "description": "e.g. 30 days, 12 hours, 2 weeks",
+                            },
+                            "group_by": _TEXT_OR_LIST,
+                        },
+                    },
+                    "brake": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["max"],
+                        "properties": {
+                            "max": {"type": "integer", "minimum": 1},
+                            "per": {"enum": ["minute", "hour", "day"]},
+                        },
+                    },
                     "playbook": {"type": "string"},
+                    "params": {"type": "object"},
+                    "tests": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["facts", "fires"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "facts": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "type": {"type": "string"},
+                                        "to": {"type": ["string", "null"]},
+                                        "from": {"type": ["string", "null"]},
+                                        "crm_from": {"type": ["string", "null"]},
+                                        "account": _SAMPLE_ACCOUNT,
+                                        "metrics": {
+                                            "type": "object",
+                                            "additionalProperties": False,
+                                            "properties": {name: {"type": ["number", "null"]} for name in METRICS},
+                                        },
+                                        "event": {
+                                            "type": "object",
+                                            "additionalProperties": False,
+                                            "properties": {
+                                                "id": {"type": "string"},
+                                                "type": {"type": "string"},
+                                                "occurred_at": {"type": "string"},
+                                                "properties": {"type": "object"},
+                                            },
+                                        },
+                                        "schedule": {"type": "object"},
+                                    },
+                                },
+                                "fires": {"type": "boolean"},
+                                "playbook": {"type": "string"},
+                            },
+                        },
+                    },
                 },
-            }},
-        },
-    }}},
+            },
+        }
+    },
 }
 
 
@@ -115,14 +176,21 @@ def load_rules(rules_dir: str, playbooks: dict, statuses: tuple[str, ...] = STAT
             errors += problems
             name = item.get("name")
             if isinstance(name, str) and name in first_seen:
-                errors.append(doc.error(path + ("name",), f"rule name {name!r} is used twice",
-                                        f"first defined at {first_seen[name]}; rename one of them"))
+                errors.append(
+                    doc.error(
+                        path + ("name",),
+                        f"rule name {name!r} is used twice",
+                        f"first defined at {first_seen[name]}; rename one of them",
+                    )
+                )
             elif isinstance(name, str):
                 first_seen[name] = f"{doc.path}:{doc.at(path + ('name',))[0]}"
             loaded.append((doc, path, item, condition))
     raise_if_any(errors)
-    return RuleSet(rules=tuple(_rule(doc, path, item, condition) for doc, path, item, condition in loaded),
-                   version=content_hash(files))
+    return RuleSet(
+        rules=tuple(_rule(doc, path, item, condition) for doc, path, item, condition in loaded),
+        version=content_hash(files),
+    )
 
 
 def load_rule_tests(rules_dir: str) -> list[RuleTest]:
@@ -142,8 +210,17 @@ def load_rule_tests(rules_dir: str) -> list[RuleTest]:
                 else:
                     facts.setdefault("type", "account.health_changed" if trigger == HEALTH_TRIGGER else trigger)
                 line = doc.at(path + ("tests", number - 1))[0]
-                samples.append(RuleTest(item["name"], sample.get("name") or f"sample {number}",
-                                        facts, sample["fires"], doc.path, line, sample.get("playbook")))
+                samples.append(
+                    RuleTest(
+                        item["name"],
+                        sample.get("name") or f"sample {number}",
+                        facts,
+                        sample["fires"],
+                        doc.path,
+                        line,
+                        sample.get("playbook"),
+                    )
+                )
     raise_if_any(errors)
     return samples
 
@@ -174,7 +251,9 @@ def failing_rule_tests(matcher, samples: list[RuleTest]) -> list[FileError]:
         hint = f"rules that fired: {', '.join(fired) or 'none'}"
         rule = matcher.ruleset.by_name(sample.rule)
         if sample.fires and rule is not None and sample.rule not in fired:
-            failed = [f"{result.label} ({result.detail})" for result in explain_rule(rule, sample.facts) if not result.ok]
+            failed = [
+                f"{result.label} ({result.detail})" for result in explain_rule(rule, sample.facts) if not result.ok
+            ]
             if failed:
                 hint = "failed: " + "; ".join(failed) + "; " + hint
         failures.append(FileError(sample.file, sample.line, 1, problem, hint))
@@ -216,25 +295,50 @@ def _check_rule(doc: YamlFile, path: tuple, item: dict, playbooks: dict, statuse
     found = []
     playbook = item.get("playbook")
     if isinstance(playbook, str) and playbook not in playbooks:
-        found.append(doc.error(path + ("playbook",), f"unknown playbook {playbook!r}",
-                               suggest(playbook, sorted(playbooks), "known playbooks")))
+        found.append(
+            doc.error(
+                path + ("playbook",),
+                f"unknown playbook {playbook!r}",
+                suggest(playbook, sorted(playbooks), "known playbooks"),
+            )
+        )
     trigger = item.get("on")
     if isinstance(trigger, str) and not re.match(TRIGGER_PATTERN, trigger):
-        found.append(doc.error(path + ("on",), f"{_label(path)}.on has an unknown value {trigger!r}",
-                               suggest(trigger, (HEALTH_TRIGGER, SCHEDULE_TRIGGER), "allowed values")
-                               + ", or an event type with a dot such as usage.daily"))
+        found.append(
+            doc.error(
+                path + ("on",),
+                f"{_label(path)}.on has an unknown value {trigger!r}",
+                suggest(trigger, (HEALTH_TRIGGER, SCHEDULE_TRIGGER), "allowed values")
+                + ", or an event type with a dot such as usage.daily",
+            )
+        )
         trigger = None
     for key in ("to", "from"):
         found += _bad_statuses(doc, path + (key,), item.get(key), statuses)
         if key in item and isinstance(trigger, str) and trigger != HEALTH_TRIGGER:
-            found.append(doc.error(path + (key,), f"`{key}:` only applies to `on: health_changed`",
-                                   f'for other events write e.g. `if: event.properties.{key} == "poor"`'))
+            found.append(
+                doc.error(
+                    path + (key,),
+                    f"`{key}:` only applies to `on: health_changed`",
+                    f'for other events write e.g. `if: event.properties.{key} == "poor"`',
+                )
+            )
     if trigger == SCHEDULE_TRIGGER and "schedule" not in item:
-        found.append(doc.error(path + ("on",), "`on: schedule` needs a `schedule:`",
-                               "add `schedule: {every: month}` or `schedule: {days_before_renewal: 90}`"))
+        found.append(
+            doc.error(
+                path + ("on",),
+                "`on: schedule` needs a `schedule:`",
+                "add `schedule: {every: month}` or `schedule: {days_before_renewal: 90}`",
+            )
+        )
     if "schedule" in item and isinstance(trigger, str) and trigger != SCHEDULE_TRIGGER:
-        found.append(doc.error(path + ("schedule",), "`schedule:` only applies to `on: schedule`",
-                               "set `on: schedule`, or remove `schedule:`"))
+        found.append(
+            doc.error(
+                path + ("schedule",),
+                "`schedule:` only applies to `on: schedule`",
+                "set `on: schedule`, or remove `schedule:`",
+            )
+        )
     condition = None
     text = item.get("if")
     if isinstance(text, str) and text.strip():
@@ -266,8 +370,13 @@ def _check_rule(doc: YamlFile, path: tuple, item: dict, playbooks: dict, statuse
                 found += _bad_statuses(doc, path + ("tests", number, "facts", key), facts.get(key), statuses)
         expected = sample.get("playbook") if isinstance(sample, dict) else None
         if isinstance(expected, str) and expected not in playbooks:
-            found.append(doc.error(path + ("tests", number, "playbook"), f"unknown playbook {expected!r}",
-                                   suggest(expected, sorted(playbooks), "known playbooks")))
+            found.append(
+                doc.error(
+                    path + ("tests", number, "playbook"),
+                    f"unknown playbook {expected!r}",
+                    suggest(expected, sorted(playbooks), "known playbooks"),
+                )
+            )
     return found, condition
 
 
@@ -287,7 +396,7 @@ def _template_errors(doc: YamlFile, path: tuple, value: Any) -> list[FileError]:
 
 
 def fact_kind(path: str) -> str:
-    """"string", "number", "status" or "any" for a fact path; ConditionError if there is no such fact."""
+    """ "string", "number", "status" or "any" for a fact path; ConditionError if there is no such fact."""
     parts = path.split(".")
     root = parts[0]
     if root in ("type",) and len(parts) == 1:
@@ -310,8 +419,12 @@ def fact_kind(path: str) -> str:
         return "string"
     if root not in FACT_ROOTS:
         raise c.ConditionError(f"unknown fact {path!r}", 0, suggest(root, FACT_ROOTS, "facts start with"))
-    fields = {"account": "account.<fact>", "metrics": "metrics.<name>", "event": "event.properties.<name>",
-              "schedule": "schedule.rule"}.get(root, root)
+    fields = {
+        "account": "account.<fact>",
+        "metrics": "metrics.<name>",
+        "event": "event.properties.<name>",
+        "schedule": "schedule.rule",
+    }.get(root, root)
     raise c.ConditionError(f"unknown fact {path!r}", 0, f"write {fields}")
 
 
@@ -346,17 +459,23 @@ def _check_leaf(leaf, statuses) -> None:
         try:
             re.compile(leaf.pattern)
         except re.error as exc:
-            raise c.ConditionError(f"invalid regex {leaf.pattern!r}: {exc.msg}", leaf.loc,
-                                   "matches uses Python regexes (re.search); escape . ( [ with a backslash "
-                                   "(two in a double-quoted YAML string)") from None
+            raise c.ConditionError(
+                f"invalid regex {leaf.pattern!r}: {exc.msg}",
+                leaf.loc,
+                "matches uses Python regexes (re.search); escape . ( [ with a backslash "
+                "(two in a double-quoted YAML string)",
+            ) from None
         values = []
     elif isinstance(leaf, c.Cmp):
         values = [leaf.value]
         if leaf.op not in ("==", "!=") and (leaf.value is None or isinstance(leaf.value, bool)):
             raise c.ConditionError(f"{leaf.op} needs a number or a text, not {leaf.value!r}", leaf.loc)
         if leaf.op not in ("==", "!=") and kind in ("string", "status"):
-            raise c.ConditionError(f"{leaf.path} is {_KIND_NAMES[kind]}: it cannot be {leaf.op} a value",
-                                   leaf.loc, "use == != in or matches for text")
+            raise c.ConditionError(
+                f"{leaf.path} is {_KIND_NAMES[kind]}: it cannot be {leaf.op} a value",
+                leaf.loc,
+                "use == != in or matches for text",
+            )
     elif isinstance(leaf, c.In):
         if not leaf.values:
             raise c.ConditionError("the list is empty", leaf.loc, "name at least one value")
@@ -365,8 +484,11 @@ def _check_leaf(leaf, statuses) -> None:
         if kind in ("string", "status"):
             raise c.ConditionError(f"{leaf.path} is {_KIND_NAMES[kind]}: between needs numbers", leaf.loc)
         if leaf.low > leaf.high:
-            raise c.ConditionError(f"between {leaf.low} and {leaf.high}: the first must be the smaller",
-                                   leaf.loc, f"write between {leaf.high} and {leaf.low}")
+            raise c.ConditionError(
+                f"between {leaf.low} and {leaf.high}: the first must be the smaller",
+                leaf.loc,
+                f"write between {leaf.high} and {leaf.low}",
+            )
         values = []
     elif isinstance(leaf, c.Contains):
         if kind == "number":
@@ -378,21 +500,26 @@ def _check_leaf(leaf, statuses) -> None:
         if value is None or kind == "any":
             continue
         if kind == "number" and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
-            raise c.ConditionError(f"{leaf.path} is a number, not {value!r}", leaf.loc,
-                                   f"write a number without quotes, e.g. {leaf.path} <= -20")
+            raise c.ConditionError(
+                f"{leaf.path} is a number, not {value!r}",
+                leaf.loc,
+                f"write a number without quotes, e.g. {leaf.path} <= -20",
+            )
         if kind in ("string", "status") and not isinstance(value, str):
-            raise c.ConditionError(f"{leaf.path} is text, not {value!r}", leaf.loc,
-                                   "quote the value, e.g. \"enterprise\"")
+            raise c.ConditionError(
+                f"{leaf.path} is text, not {value!r}", leaf.loc, 'quote the value, e.g. "enterprise"'
+            )
         if kind == "status" and value.lower() not in statuses:
-            raise c.ConditionError(f"unknown health status {value!r}", leaf.loc,
-                                   suggest(value.lower(), statuses, "statuses"))
+            raise c.ConditionError(
+                f"unknown health status {value!r}", leaf.loc, suggest(value.lower(), statuses, "statuses")
+            )
 
 
 def _condition_error(doc: YamlFile, path: tuple, text: str, exc: c.ConditionError) -> FileError:
     """At the character of the condition where the problem is."""
     line, style = doc.scalars.get(path, (doc.at(path)[0], ""))
     column = doc.columns.get(path, doc.at(path)[1])
-    before = text[:exc.loc]
+    before = text[: exc.loc]
     if style in ("|", ">"):
         line += 1 + before.count("\n")
         column = doc.at(path)[1] + 2 + len(before.rsplit("\n", 1)[-1])
@@ -403,10 +530,18 @@ def _condition_error(doc: YamlFile, path: tuple, text: str, exc: c.ConditionErro
 
 
 def _bad_statuses(doc: YamlFile, path: tuple, value: Any, statuses) -> list[FileError]:
-    values = [(path, value)] if isinstance(value, str) else \
-        [(path + (i,), v) for i, v in enumerate(value)] if isinstance(value, list) else []
-    return [doc.error(where, f"unknown health status {status!r}", suggest(status.lower(), statuses, "statuses"))
-            for where, status in values if isinstance(status, str) and status.lower() not in statuses]
+    values = (
+        [(path, value)]
+        if isinstance(value, str)
+        else [(path + (i,), v) for i, v in enumerate(value)]
+        if isinstance(value, list)
+        else []
+    )
+    return [
+        doc.error(where, f"unknown health status {status!r}", suggest(status.lower(), statuses, "statuses"))
+        for where, status in values
+        if isinstance(status, str) and status.lower() not in statuses
+    ]
 
 
 def _as_tuple(value: Any, lower: bool = False) -> tuple:
@@ -442,10 +577,21 @@ def _rule(doc: YamlFile, path: tuple, item: dict, condition: Any) -> Rule:
         condition_text=(item.get("if") or "").strip(),
         segments=_as_tuple(scope.get("segments")),
         lifecycle_stages=_as_tuple(scope.get("lifecycle_stages")),
-        throttle=Throttle(seconds=_duration(throttle["once_within"]), text=throttle["once_within"],
-                          group_by=_as_tuple(throttle.get("group_by", "account.id"))) if throttle else None,
+        throttle=Throttle(
+            seconds=_duration(throttle["once_within"]),
+            text=throttle["once_within"],
+            group_by=_as_tuple(throttle.get("group_by", "account.id")),
+        )
+        if throttle
+        else None,
         brake=Brake(max=brake["max"], seconds=UNIT_SECONDS[brake.get("per", "hour")], per=brake.get("per", "hour"))
-        if brake else DEFAULT_BRAKE,
-        schedule=(Schedule("monthly") if schedule.get("every") == "month"
-                  else Schedule("before_renewal", days=schedule["days_before_renewal"])) if schedule else None,
+        if brake
+        else DEFAULT_BRAKE,
+        schedule=(
+            Schedule("monthly")
+            if schedule.get("every") == "month"
+            else Schedule("before_renewal", days=schedule["days_before_renewal"])
+        )
+        if schedule
+        else None,
     )

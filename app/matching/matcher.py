@@ -4,6 +4,7 @@ Each event is asserted as a fact under one fixed session id and retracted right 
 so every matching rule fires, and the engine keeps no state between events (it allows
 at most 1,024 live sessions per ruleset, so a session per account cannot work).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -86,9 +87,12 @@ class Matcher:
                     self._host.retract_fact(self._name, fact)
                 except MessageNotHandledException:
                     pass
-        matched = [rule for rule in (self._rules[name] for name in dict.fromkeys(fired))
-                   if (include_disabled or rule.enabled)
-                   and all(conditions.evaluate(node, facts) for node in self._python.get(rule.name, ()))]
+        matched = [
+            rule
+            for rule in (self._rules[name] for name in dict.fromkeys(fired))
+            if (include_disabled or rule.enabled)
+            and all(conditions.evaluate(node, facts) for node in self._python.get(rule.name, ()))
+        ]
         return sorted(matched, key=lambda rule: (-rule.priority, rule.name))
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
 """What a loaded rule is. Built by `app.matching.loader`, read by the matcher and the enforcer."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

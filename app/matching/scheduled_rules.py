@@ -7,6 +7,7 @@ internal event `schedule.due` (source "triage", external id
 The event's unique id is the idempotency key: running it twice in a period launches once.
 A rule's `if:` is evaluated once per period, when the period first comes due.
 """
+
 from __future__ import annotations
 
 import logging
@@ -62,11 +63,21 @@ def run_due_schedules(now: datetime | None = None) -> dict:
             key = external_id(rule, account_id, period)
             if db.session.execute(select(Event.id).where(Event.source == SOURCE, Event.external_id == key)).first():
                 continue  # this period was handled already
-            event = Event(source=SOURCE, external_id=key, type=SCHEDULE_EVENT, account_id=account_id,
-                          occurred_at=now, processed_at=now,
-                          payload={"id": key, "account_id": account_id, "type": SCHEDULE_EVENT,
-                                   "occurred_at": now.isoformat(),
-                                   "properties": {"rule": rule.name, "kind": rule.schedule.kind, "period": period}})
+            event = Event(
+                source=SOURCE,
+                external_id=key,
+                type=SCHEDULE_EVENT,
+                account_id=account_id,
+                occurred_at=now,
+                processed_at=now,
+                payload={
+                    "id": key,
+                    "account_id": account_id,
+                    "type": SCHEDULE_EVENT,
+                    "occurred_at": now.isoformat(),
+                    "properties": {"rule": rule.name, "kind": rule.schedule.kind, "period": period},
+                },
+            )
             try:
                 with db.session.begin_nested():
                     db.session.add(event)

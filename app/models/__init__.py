@@ -1,6 +1,8 @@
 """Models, one module per domain noun. Import them from here."""
+
 from app.models.account import HEALTH_STATUSES, Account, Contact, HealthChange
 from app.models.api_token import ApiToken
+from app.models.audit import AuditEntry
 from app.models.erasure import ErasureRecord
 from app.models.event import Event
 from app.models.mail import MailLog
@@ -8,7 +10,6 @@ from app.models.rule_firing import RuleFiring
 from app.models.run import PlaybookRun, RunStep
 from app.models.task import PRIORITIES, Task
 from app.models.user import ROLES, User
-from app.models.audit import AuditEntry
 
 
 def _import_all_model_modules() -> None:
@@ -24,6 +25,20 @@ def _import_all_model_modules() -> None:
 _import_all_model_modules()
 
 __all__ = [
-    "Account", "Contact", "HealthChange", "ErasureRecord", "Event", "MailLog",
-    "RuleFiring", "PlaybookRun", "RunStep", "Task", "User", "ApiToken", "AuditEntry", "HEALTH_STATUSES", "PRIORITIES", "ROLES",
+    "Account",
+    "Contact",
+    "HealthChange",
+    "ErasureRecord",
+    "Event",
+    "MailLog",
+    "RuleFiring",
+    "PlaybookRun",
+    "RunStep",
+    "Task",
+    "User",
+    "ApiToken",
+    "AuditEntry",
+    "HEALTH_STATUSES",
+    "PRIORITIES",
+    "ROLES",
 ]

@@ -1,4 +1,5 @@
 """Accounts (the customers), their contacts and their health history."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -34,7 +35,7 @@ class Account(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    contacts: Mapped[list["Contact"]] = relationship(
+    contacts: Mapped[list[Contact]] = relationship(
         back_populates="account", cascade="all, delete-orphan", order_by="Contact.id"
     )
 

@@ -3,6 +3,7 @@
 Only the SHA-256 of a token is stored: the token itself is shown once, when it is made
 (`flask users token EMAIL`), and cannot be read back from the database.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """The audit log: who changed what, when (task outcomes, reassignments, rule toggles, off-boardings)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,8 +13,10 @@ from app.models.types import JSONType, UTCDateTime, utcnow
 
 class AuditEntry(db.Model):
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_object", "object_type", "object_id"),
-                      Index("ix_audit_log_actor_at", "actor", "at"))
+    __table_args__ = (
+        Index("ix_audit_log_object", "object_type", "object_id"),
+        Index("ix_audit_log_actor_at", "actor", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -1,4 +1,5 @@
 """Comments on a manual task: the conversation around the work (personal data: erased on off-boarding)."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,5 @@
 """The anonymous evidence left by a GDPR off-boarding: what was erased, how much, when."""
+
 from __future__ import annotations
 
 from datetime import datetime

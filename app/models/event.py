@@ -1,4 +1,5 @@
 """Inbound events as received. The events table is its own outbox: see `Event`."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -28,8 +29,12 @@ class Event(db.Model):
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_events_source_external_id"),
         Index("ix_events_account_occurred", "account_id", "occurred_at"),
-        Index("ix_events_unprocessed", "id", postgresql_where=text("processed_at IS NULL"),
-              sqlite_where=text("processed_at IS NULL")),
+        Index(
+            "ix_events_unprocessed",
+            "id",
+            postgresql_where=text("processed_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,4 +1,5 @@
 """Every e-mail the server sent or wrote to the outbox log."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,5 @@
 """The record every rule firing leaves: which rule, which ruleset version, which event."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -13,10 +14,12 @@ from app.models.types import JSONType, UTCDateTime, utcnow
 class RuleFiring(db.Model):
     __tablename__ = "rule_firings"
     # One firing per rule per event: processing an event twice launches nothing twice.
-    __table_args__ = (UniqueConstraint("event_id", "rule", name="uq_rule_firings_event_rule"),
-                      # the brake counts a rule's recent launches; the throttle looks up its group
-                      Index("ix_rule_firings_rule_fired", "rule", "fired_at"),
-                      Index("ix_rule_firings_rule_throttle", "rule", "throttle_key"))
+    __table_args__ = (
+        UniqueConstraint("event_id", "rule", name="uq_rule_firings_event_rule"),
+        # the brake counts a rule's recent launches; the throttle looks up its group
+        Index("ix_rule_firings_rule_fired", "rule", "fired_at"),
+        Index("ix_rule_firings_rule_throttle", "rule", "throttle_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     rule: Mapped[str] = mapped_column(String(200), index=True)

@@ -1,4 +1,5 @@
 """What CS ops (or the brake) changed about a rule at run time, on top of its file."""
+
 from __future__ import annotations
 
 from datetime import datetime

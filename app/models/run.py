@@ -1,4 +1,5 @@
 """Playbook runs and their steps."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -36,7 +37,7 @@ class PlaybookRun(db.Model):
     # Facts the templates render from (event and account at launch); erased by off-boarding.
     context: Mapped[dict] = mapped_column(JSONType, default=dict)
 
-    steps: Mapped[list["RunStep"]] = relationship(
+    steps: Mapped[list[RunStep]] = relationship(
         back_populates="run", order_by="RunStep.position", cascade="all, delete-orphan"
     )
 

@@ -1,4 +1,5 @@
 """The computed health score over event time: one point per account per day (the day's last)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime

@@ -1,4 +1,5 @@
 """Manual tasks: the work a CSM or manager does by hand."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -52,8 +53,9 @@ class Task(db.Model):
 
     account = relationship("Account")
     run = relationship("PlaybookRun")
-    comments = relationship("TaskComment", back_populates="task", order_by="TaskComment.id",
-                            cascade="all, delete-orphan")
+    comments = relationship(
+        "TaskComment", back_populates="task", order_by="TaskComment.id", cascade="all, delete-orphan"
+    )
 
     @staticmethod
     def urgency_order():

@@ -3,6 +3,7 @@
 Rules read windows such as "active users over the last 30 days against the 30 before"
 from these rows, so the cost of a metric does not grow with the number of raw events.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime

@@ -1,4 +1,5 @@
 """Watch lists: accounts CS keeps an eye on (for example after a 20% decline in active users)."""
+
 from __future__ import annotations
 
 from datetime import datetime

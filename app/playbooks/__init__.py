@@ -2,6 +2,7 @@
 
 `init_app(app)` registers the `flask playbooks ...` commands (app/playbooks/cli.py).
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Business days: Monday to Friday (public holidays are not known to the server)."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta

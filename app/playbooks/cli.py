@@ -1,4 +1,5 @@
 """`flask playbooks ...`: check playbook files, list action types, cancel a run."""
+
 from __future__ import annotations
 
 import json

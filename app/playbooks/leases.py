@@ -6,6 +6,7 @@ STEP_LEASE_SECONDS; the recovery job (app/playbooks/recovery.py) then knows the 
 without waiting for RQ's own detection (a live worker's maintenance pass, every ~10 min).
 NX also keeps a second job for the same step (a re-enqueue racing a slow worker) out.
 """
+
 from __future__ import annotations
 
 import os

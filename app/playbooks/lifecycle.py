@@ -6,6 +6,7 @@
   the playbook's note (the red action plan when the account is green again); when the
   account gets worse, its snoozed tasks wake up at once.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -23,8 +24,7 @@ SYSTEM = "triage"
 def cancel_run(run_id: int, actor: str, note: str | None = None) -> PlaybookRun:
     """Cancel an open run (commits): open tasks cancelled, waiting steps skipped.
     404 unknown, 409 already ended."""
-    run = db.session.execute(select(PlaybookRun).where(PlaybookRun.id == run_id).with_for_update()) \
-        .scalar_one_or_none()
+    run = db.session.execute(select(PlaybookRun).where(PlaybookRun.id == run_id).with_for_update()).scalar_one_or_none()
     if run is None:
         raise TaskError(404, f"no run {run_id}")
     if run.status not in OPEN_RUN + ("failed",):
@@ -32,8 +32,14 @@ def cancel_run(run_id: int, actor: str, note: str | None = None) -> PlaybookRun:
     note = (note or "").strip() or f"cancelled by {actor}"
     close_run(run, note)
     run.cancelled_by = actor
-    audit.record(actor, "run.cancelled", "run", run.id, f"{run.playbook} for {run.account_id}: {note}",
-                 {"note": note, "account_id": run.account_id, "playbook": run.playbook})
+    audit.record(
+        actor,
+        "run.cancelled",
+        "run",
+        run.id,
+        f"{run.playbook} for {run.account_id}: {note}",
+        {"note": note, "account_id": run.account_id, "playbook": run.playbook},
+    )
     db.session.commit()
     return run
 
@@ -46,8 +52,7 @@ def is_worse(previous: str | None, new: str) -> bool:
     return order[new] > order[previous]
 
 
-def on_health_change(account: Account, previous: str | None, new: str,
-                     runs: list[PlaybookRun] | None = None) -> dict:
+def on_health_change(account: Account, previous: str | None, new: str, runs: list[PlaybookRun] | None = None) -> dict:
     """React to the account's current status moving from `previous` to `new` (no commit).
     `runs`: the account's open runs, if the caller read them already (`open_runs_of`)."""
     new = (new or "").lower()
@@ -61,13 +66,22 @@ def on_health_change(account: Account, previous: str | None, new: str,
             continue
         note = playbook.close_note or f"closed: the account is {new} now"
         close_run(run, note)
-        audit.record(SYSTEM, "run.closed", "run", run.id, f"{run.playbook}: {note}",
-                     {"from": previous, "to": new, "account_id": account.id})
+        audit.record(
+            SYSTEM,
+            "run.closed",
+            "run",
+            run.id,
+            f"{run.playbook}: {note}",
+            {"from": previous, "to": new, "account_id": account.id},
+        )
         closed.append(run.id)
     woken = []
     if is_worse(previous, new):
-        for task in db.session.execute(select(Task).where(Task.account_id == account.id,
-                                                          Task.status == "snoozed")).scalars().all():
+        for task in (
+            db.session.execute(select(Task).where(Task.account_id == account.id, Task.status == "snoozed"))
+            .scalars()
+            .all()
+        ):
             wake_task(task, SYSTEM, f"the account went from {previous} to {new}")
             woken.append(task.id)
     return {"closed": closed, "woken": woken}

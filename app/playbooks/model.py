@@ -1,4 +1,5 @@
 """What a loaded playbook is. Built by `app.playbooks.loader`, run by `app.playbooks.runner`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -4,6 +4,7 @@ Headers `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-S
 `{id}.{timestamp}.{body}`, keyed by the base64 part of a `whsec_` secret. The id is stable
 per step (and per receiver), so a retried delivery is recognisably the same message.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,13 +26,18 @@ def post_signed(url: str, body: dict, msg_id: str, secret: str | None = None, ti
     secret = secret or current_app.config["OUTBOUND_WEBHOOK_SECRET"]
     raw = json.dumps(body, separators=(",", ":"), default=str).encode()
     timestamp = int(time.time())
-    request = urllib.request.Request(url, data=raw, method="POST", headers={
-        "Content-Type": "application/json",
-        "User-Agent": "Triage-Webhooks/1",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, raw),
-    })
+    request = urllib.request.Request(
+        url,
+        data=raw,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "Triage-Webhooks/1",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(secret, msg_id, timestamp, raw),
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status

@@ -7,6 +7,7 @@ while it has attempts left, else failed visibly and put in RQ's failed registry,
 the admin's Retry button finds it. Actions are safe to run twice, so a retry of a step
 that had got half-way is harmless.
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,4 +59,3 @@ def recover_lost_steps() -> dict:
     if retried or failed:
         log.warning("lost steps: %d retried, %d failed", len(retried), len(failed))
     return {"retried": retried, "failed": [step_id for step_id, _ in failed]}
-

@@ -6,6 +6,7 @@ Manual steps become Tasks; automated steps become RQ jobs (enqueued after commit
 comes after a skipped step, is skipped. Callers commit; nothing here commits, except
 `run_step`, which is a job's whole transaction.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,12 +18,12 @@ from sqlalchemy import bindparam, select
 from app import catalog
 from app.accounts import account_facts
 from app.extensions import db
+from app.jobs import after_commit, enqueue_step_wake
 from app.models import Account, Event, PlaybookRun, RunStep, Task
 from app.models.types import utcnow
 from app.playbooks.actions import registry
-from app.playbooks.calendar import add_business_days
-from app.jobs import after_commit, enqueue_step_wake
 from app.playbooks.actions.context import ActionContext, ActionWait
+from app.playbooks.calendar import add_business_days
 from app.playbooks.leases import StepLease
 from app.playbooks.model import Playbook, Step
 from app.templating import render, render_params
@@ -33,8 +34,9 @@ ENDED_OK = ("succeeded", "done")
 ENDED_NOT_RUN = ("skipped", "cancelled")
 
 
-OPEN_RUNS = select(PlaybookRun).where(PlaybookRun.account_id == bindparam("account_id"),
-                                      PlaybookRun.status.in_(OPEN_RUN))  # built once: every status change
+OPEN_RUNS = select(PlaybookRun).where(
+    PlaybookRun.account_id == bindparam("account_id"), PlaybookRun.status.in_(OPEN_RUN)
+)  # built once: every status change
 
 
 def open_runs_of(account_id: str) -> list[PlaybookRun]:
@@ -43,8 +45,15 @@ def open_runs_of(account_id: str) -> list[PlaybookRun]:
     return list(db.session.execute(OPEN_RUNS, {"account_id": account_id}).scalars())
 
 
-def launch(playbook: Playbook, account: Account, *, event: Event | None = None, rule: str | None = None,
-           params: dict | None = None, open_runs: list[PlaybookRun] | None = None) -> PlaybookRun | None:
+def launch(
+    playbook: Playbook,
+    account: Account,
+    *,
+    event: Event | None = None,
+    rule: str | None = None,
+    params: dict | None = None,
+    open_runs: list[PlaybookRun] | None = None,
+) -> PlaybookRun | None:
     """Start a run; None when one of this playbook is already open for the account
     (unless the playbook says `concurrent: true`).
 
@@ -56,13 +65,20 @@ def launch(playbook: Playbook, account: Account, *, event: Event | None = None, 
         if any(r.playbook == playbook.name and r.status in OPEN_RUN for r in runs):
             return None
     run = PlaybookRun(
-        playbook=playbook.name, playbook_version=playbook.version, account_id=account.id, rule=rule,
-        trigger_event_id=event.id if event else None, triggered_at=event.occurred_at if event else None,
-        status="running", started_at=utcnow(),
+        playbook=playbook.name,
+        playbook_version=playbook.version,
+        account_id=account.id,
+        rule=rule,
+        trigger_event_id=event.id if event else None,
+        triggered_at=event.occurred_at if event else None,
+        status="running",
+        started_at=utcnow(),
         context={"event": _event_facts(event), "params": params or {}},
     )
-    run.steps = [RunStep(name=step.name, position=step.position, kind=step.kind, action=step.action,
-                         status="pending") for step in playbook.steps]
+    run.steps = [
+        RunStep(name=step.name, position=step.position, kind=step.kind, action=step.action, status="pending")
+        for step in playbook.steps
+    ]
     db.session.add(run)
     # The first steps are decided before the rows are written, so the run and its steps go in
     # with their first statuses (no UPDATE after the INSERT); what needs their ids (the tasks,
@@ -77,8 +93,9 @@ def launch(playbook: Playbook, account: Account, *, event: Event | None = None, 
     return run
 
 
-def advance(run: PlaybookRun, playbook: Playbook, account: Account,
-            started: list[tuple[RunStep, Step]] | None = None) -> None:
+def advance(
+    run: PlaybookRun, playbook: Playbook, account: Account, started: list[tuple[RunStep, Step]] | None = None
+) -> None:
     """Start every step whose predecessors have ended; close the run when all have.
 
     With `started`, a run not yet written (launch): the steps get their statuses and are
@@ -140,14 +157,23 @@ def _begin(run: PlaybookRun, row: RunStep, spec: Step, account: Account) -> None
     context = template_context(run, account)
     task_spec = spec.task
     trigger = db.session.get(Event, run.trigger_event_id) if run.trigger_event_id else None
-    db.session.add(Task(
-        account_id=account.id, run_id=run.id, step_id=row.id,
-        title=render(task_spec.title, context).strip(),
-        instructions=render(task_spec.instructions, context) if task_spec.instructions else None,
-        assignee=row.assignee, assignee_role=task_spec.assignee if "@" not in task_spec.assignee else None,
-        priority=task_spec.priority, status="open", outcomes=list(task_spec.outcomes), due_at=row.due_at,
-        rule=run.rule, event_id=trigger.id if trigger else None,
-    ))
+    db.session.add(
+        Task(
+            account_id=account.id,
+            run_id=run.id,
+            step_id=row.id,
+            title=render(task_spec.title, context).strip(),
+            instructions=render(task_spec.instructions, context) if task_spec.instructions else None,
+            assignee=row.assignee,
+            assignee_role=task_spec.assignee if "@" not in task_spec.assignee else None,
+            priority=task_spec.priority,
+            status="open",
+            outcomes=list(task_spec.outcomes),
+            due_at=row.due_at,
+            rule=run.rule,
+            event_id=trigger.id if trigger else None,
+        )
+    )
 
 
 def due_date(task_spec, start=None):
@@ -188,7 +214,7 @@ def _update_run_status(run: PlaybookRun) -> None:
         run.finished_at = run.finished_at or utcnow()
     elif all(status in ENDED_OK + ENDED_NOT_RUN for status in statuses):
         run.status, run.finished_at = "completed", utcnow()
-    elif any(status in ("queued", "running") and not step.wake_at for status, step in zip(statuses, run.steps)):
+    elif any(status in ("queued", "running") and not step.wake_at for status, step in zip(statuses, run.steps, strict=False)):
         run.status = "running"
     else:
         run.status = "waiting"  # on people (open tasks) or on time (waits)
@@ -198,8 +224,13 @@ def _event_facts(event: Event | None) -> dict:
     if event is None:
         return {}
     payload = event.payload or {}
-    return {"id": event.external_id, "type": event.type, "occurred_at": event.occurred_at.isoformat(),
-            "health": payload.get("health") or {}, "properties": payload.get("properties") or {}}
+    return {
+        "id": event.external_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at.isoformat(),
+        "health": payload.get("health") or {},
+        "properties": payload.get("properties") or {},
+    }
 
 
 def cancel_run(run: PlaybookRun, note: str) -> None:
@@ -213,11 +244,14 @@ def cancel_run(run: PlaybookRun, note: str) -> None:
         if step.status in ("pending", "queued", "open", "snoozed"):
             step.status = "cancelled" if step.kind == "task" else "skipped"
             step.finished_at, step.wake_at = step.finished_at or utcnow(), None
-    for task in db.session.execute(select(Task).where(Task.run_id == run.id, Task.status.in_(("open", "snoozed")))).scalars():
+    for task in db.session.execute(
+        select(Task).where(Task.run_id == run.id, Task.status.in_(("open", "snoozed")))
+    ).scalars():
         task.status, task.note = "cancelled", note
 
 
 # ---- automated steps: the state machine the `run_step` job drives ---------------------------
+
 
 def run_step(step_id: int) -> str:
     """Carry out one automated step (the `run_step` job), safe to run twice.
@@ -262,8 +296,16 @@ def _run_action(step, run, account, playbook, spec, action) -> str:
     try:
         context = template_context(run, account)
         params = render_params(dict(spec.params), context)
-        result = action.run(ActionContext(step=step, run=run, account=account, params=params,
-                                          template_context=context, launch=_launcher(run, account)))
+        result = action.run(
+            ActionContext(
+                step=step,
+                run=run,
+                account=account,
+                params=params,
+                template_context=context,
+                launch=_launcher(run, account),
+            )
+        )
     except Exception as exc:
         db.session.rollback()
         _record_failure(step_id, exc)
@@ -287,8 +329,7 @@ def _launcher(run: PlaybookRun, account: Account):
 
     def launch_for_step(playbook_name: str, params: dict) -> PlaybookRun | None:
         event = db.session.get(Event, run.trigger_event_id) if run.trigger_event_id else None
-        return launch(catalog.current().playbooks[playbook_name], account, event=event, rule=run.rule,
-                      params=params)
+        return launch(catalog.current().playbooks[playbook_name], account, event=event, rule=run.rule, params=params)
 
     return launch_for_step
 
@@ -306,5 +347,10 @@ def _record_failure(step_id: int, exc: Exception) -> None:
         run = db.session.get(PlaybookRun, step.run_id)
         run.status, run.status_note, run.finished_at = "failed", f"step {step.name}: {step.error}", utcnow()
     db.session.commit()
-    log.warning("step %s failed (attempt %s%s): %s", step_id, step.attempts,
-                ", will retry" if will_retry else ", giving up", step.error)
+    log.warning(
+        "step %s failed (attempt %s%s): %s",
+        step_id,
+        step.attempts,
+        ", will retry" if will_retry else ", giving up",
+        step.error,
+    )

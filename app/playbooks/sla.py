@@ -7,6 +7,7 @@
   deadline (7 days left) and when it has passed.
 Mail goes through the same delivery as playbook e-mails (SMTP_URL, else the mail log).
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,40 +45,81 @@ def check_tasks(now: str | None = None) -> dict:
     db.session.commit()
 
     events = []
-    for task in db.session.execute(select(Task).where(Task.status == "open", Task.due_at < at,
-                                                      Task.overdue_at.is_(None))).scalars().all():
+    for task in (
+        db.session.execute(select(Task).where(Task.status == "open", Task.due_at < at, Task.overdue_at.is_(None)))
+        .scalars()
+        .all()
+    ):
         task.overdue_at = at
         run = db.session.get(PlaybookRun, task.run_id) if task.run_id else None
-        audit.record(SYSTEM, "task.overdue", "task", task.id, f"{task.title}: due {task.due_at.isoformat()}",
-                     {"assignee": task.assignee, "account_id": task.account_id})
-        event = store_event(source="triage", external_id=f"task-overdue-{task.id}", type="task.overdue",
-                            account_id=task.account_id, occurred_at=at, payload={
-                                "id": f"task-overdue-{task.id}", "account_id": task.account_id,
-                                "type": "task.overdue", "occurred_at": at.isoformat(),
-                                "properties": {"task_id": task.id, "run_id": task.run_id,
-                                               "playbook": run.playbook if run else None,
-                                               "priority": task.priority, "assignee": task.assignee}})
+        audit.record(
+            SYSTEM,
+            "task.overdue",
+            "task",
+            task.id,
+            f"{task.title}: due {task.due_at.isoformat()}",
+            {"assignee": task.assignee, "account_id": task.account_id},
+        )
+        event = store_event(
+            source="triage",
+            external_id=f"task-overdue-{task.id}",
+            type="task.overdue",
+            account_id=task.account_id,
+            occurred_at=at,
+            payload={
+                "id": f"task-overdue-{task.id}",
+                "account_id": task.account_id,
+                "type": "task.overdue",
+                "occurred_at": at.isoformat(),
+                "properties": {
+                    "task_id": task.id,
+                    "run_id": task.run_id,
+                    "playbook": run.playbook if run else None,
+                    "priority": task.priority,
+                    "assignee": task.assignee,
+                },
+            },
+        )
         if event is not None:
             events.append(event.id)
-        if task.assignee and _mail(task, task.assignee, f"Overdue: {task.title}",
-                                   f"This task was due {task.due_at:%Y-%m-%d %H:%M} UTC and is still open.\n\n"
-                                   f"Complete it, snooze it with a reason, or hand it to someone else.\n"):
+        if task.assignee and _mail(
+            task,
+            task.assignee,
+            f"Overdue: {task.title}",
+            f"This task was due {task.due_at:%Y-%m-%d %H:%M} UTC and is still open.\n\n"
+            f"Complete it, snooze it with a reason, or hand it to someone else.\n",
+        ):
             task.reminded_at = at
         flagged += 1
         db.session.commit()
     enqueue_events(events)
 
     delay = timedelta(hours=current_app.config["TASK_ESCALATION_DELAY_HOURS"])
-    for task in db.session.execute(select(Task).where(Task.status == "open", Task.overdue_at <= at - delay,
-                                                      Task.escalated_at.is_(None))).scalars().all():
+    for task in (
+        db.session.execute(
+            select(Task).where(Task.status == "open", Task.overdue_at <= at - delay, Task.escalated_at.is_(None))
+        )
+        .scalars()
+        .all()
+    ):
         manager = escalation_target(task)
         task.escalated_at, task.escalated_to = at, manager
-        audit.record(SYSTEM, "task.escalated", "task", task.id, f"{task.title}: to {manager or 'nobody'}",
-                     {"to": manager, "assignee": task.assignee, "account_id": task.account_id})
+        audit.record(
+            SYSTEM,
+            "task.escalated",
+            "task",
+            task.id,
+            f"{task.title}: to {manager or 'nobody'}",
+            {"to": manager, "assignee": task.assignee, "account_id": task.account_id},
+        )
         if manager:
-            _mail(task, manager, f"Escalated: {task.title}",
-                  f"This task of {task.assignee or 'the CS ops queue'} was due {task.due_at:%Y-%m-%d %H:%M} UTC "
-                  f"and has been overdue since {task.overdue_at:%Y-%m-%d %H:%M} UTC.\n")
+            _mail(
+                task,
+                manager,
+                f"Escalated: {task.title}",
+                f"This task of {task.assignee or 'the CS ops queue'} was due {task.due_at:%Y-%m-%d %H:%M} UTC "
+                f"and has been overdue since {task.overdue_at:%Y-%m-%d %H:%M} UTC.\n",
+            )
         escalated += 1
         db.session.commit()
     return {"woken": woken, "overdue": flagged, "escalated": escalated}
@@ -102,8 +144,9 @@ def _mail(task: Task, to: str, subject: str, body: str) -> bool:
     except Exception as exc:  # the next pass does not retry a reminder; the flag stays visible
         log.warning("could not mail %s about task %s: %s", to, task.id, exc)
         return False
-    db.session.add(MailLog(account_id=task.account_id, run_id=task.run_id, to=to, subject=subject[:500],
-                           body=body, status=status))
+    db.session.add(
+        MailLog(account_id=task.account_id, run_id=task.run_id, to=to, subject=subject[:500], body=body, status=status)
+    )
     return True
 
 
@@ -111,13 +154,24 @@ def check_gdpr_deadlines(now: str | None = None) -> dict:
     """Warn once when an open off-boarding run has 7 days left, and once when its deadline passed."""
     at = _now(now)
     warned = []
-    for run in db.session.execute(select(PlaybookRun).where(PlaybookRun.deadline_at.is_not(None),
-                                                            PlaybookRun.status.in_(OPEN_RUN + ("failed",)))).scalars():
-        action = ("gdpr.deadline_missed" if at >= run.deadline_at else
-                  "gdpr.deadline_near" if at >= run.deadline_at - GDPR_WARN_BEFORE else None)
-        if action is None or db.session.execute(select(AuditEntry.id).where(
-                AuditEntry.action == action, AuditEntry.object_type == "run",
-                AuditEntry.object_id == str(run.id))).first():
+    for run in db.session.execute(
+        select(PlaybookRun).where(PlaybookRun.deadline_at.is_not(None), PlaybookRun.status.in_(OPEN_RUN + ("failed",)))
+    ).scalars():
+        action = (
+            "gdpr.deadline_missed"
+            if at >= run.deadline_at
+            else "gdpr.deadline_near"
+            if at >= run.deadline_at - GDPR_WARN_BEFORE
+            else None
+        )
+        if (
+            action is None
+            or db.session.execute(
+                select(AuditEntry.id).where(
+                    AuditEntry.action == action, AuditEntry.object_type == "run", AuditEntry.object_id == str(run.id)
+                )
+            ).first()
+        ):
             continue
         account = db.session.get(Account, run.account_id)
         summary = f"GDPR erasure for {run.account_id} due {run.deadline_at:%Y-%m-%d}, run {run.id} is {run.status}"
@@ -126,8 +180,16 @@ def check_gdpr_deadlines(now: str | None = None) -> dict:
         if to:
             try:
                 status = deliver(to, ("Missed: " if action.endswith("missed") else "Due soon: ") + summary, summary)
-                db.session.add(MailLog(account_id=run.account_id, run_id=run.id, to=to, subject=summary[:500],
-                                       body=summary, status=status))
+                db.session.add(
+                    MailLog(
+                        account_id=run.account_id,
+                        run_id=run.id,
+                        to=to,
+                        subject=summary[:500],
+                        body=summary,
+                        status=status,
+                    )
+                )
             except Exception as exc:
                 log.warning("could not mail %s: %s", to, exc)
         warned.append(run.id)

@@ -3,6 +3,7 @@
 Every service commits, records an audit entry in the same transaction, and raises
 `TaskError(status, message)` (HTTP-like status) for what the caller did wrong.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -48,8 +49,14 @@ def complete_task(task_id: int, outcome: str | None, note: str | None, actor: st
     task.snoozed_until = None
     if note:
         task.note = note
-    audit.record(actor, "task.completed", "task", task.id, f"{task.title}: {outcome}",
-                 {"outcome": outcome, "note": note, "account_id": task.account_id})
+    audit.record(
+        actor,
+        "task.completed",
+        "task",
+        task.id,
+        f"{task.title}: {outcome}",
+        {"outcome": outcome, "note": note, "account_id": task.account_id},
+    )
     if task.step_id is not None:
         step = db.session.get(RunStep, task.step_id)
         step.status, step.outcome, step.finished_at = "done", outcome, utcnow()
@@ -72,8 +79,14 @@ def snooze_task(task_id: int, until: datetime, reason: str, actor: str) -> Task:
         raise TaskError(400, "the wake-up time must be in the future")
     task = _open_task(task_id)
     task.status, task.snoozed_until, task.snooze_reason = "snoozed", until, reason.strip()
-    audit.record(actor, "task.snoozed", "task", task.id, f"{task.title}: until {until.isoformat()}",
-                 {"until": until.isoformat(), "reason": reason.strip(), "account_id": task.account_id})
+    audit.record(
+        actor,
+        "task.snoozed",
+        "task",
+        task.id,
+        f"{task.title}: until {until.isoformat()}",
+        {"until": until.isoformat(), "reason": reason.strip(), "account_id": task.account_id},
+    )
     db.session.commit()
     return task
 
@@ -82,8 +95,14 @@ def wake_task(task: Task, actor: str, why: str) -> None:
     """Back to `open` (no commit): its snooze time came, or the account got worse."""
     until = task.snoozed_until
     task.status, task.snoozed_until = "open", None
-    audit.record(actor, "task.woken", "task", task.id, f"{task.title}: {why}",
-                 {"snoozed_until": until.isoformat() if until else None, "why": why, "account_id": task.account_id})
+    audit.record(
+        actor,
+        "task.woken",
+        "task",
+        task.id,
+        f"{task.title}: {why}",
+        {"snoozed_until": until.isoformat() if until else None, "why": why, "account_id": task.account_id},
+    )
 
 
 def reassign_task(task_id: int, assignee: str, actor: str) -> Task:
@@ -100,8 +119,14 @@ def reassign_task(task_id: int, assignee: str, actor: str) -> Task:
     task.overdue_at = task.reminded_at = task.escalated_at = task.escalated_to = None
     if task.step_id is not None:
         db.session.get(RunStep, task.step_id).assignee = assignee
-    audit.record(actor, "task.reassigned", "task", task.id, f"{task.title}: {previous or 'nobody'} -> {assignee}",
-                 {"from": previous, "to": assignee, "account_id": task.account_id})
+    audit.record(
+        actor,
+        "task.reassigned",
+        "task",
+        task.id,
+        f"{task.title}: {previous or 'nobody'} -> {assignee}",
+        {"from": previous, "to": assignee, "account_id": task.account_id},
+    )
     db.session.commit()
     return task
 
@@ -118,7 +143,13 @@ def comment_task(task_id: int, text: str, actor: str) -> TaskComment:
     comment = TaskComment(task_id=task.id, author=actor, text=text.strip())
     db.session.add(comment)
     db.session.flush()
-    audit.record(actor, "task.commented", "task", task.id, f"{task.title}: comment {comment.id}",
-                 {"comment_id": comment.id, "account_id": task.account_id})
+    audit.record(
+        actor,
+        "task.commented",
+        "task",
+        task.id,
+        f"{task.title}: comment {comment.id}",
+        {"comment_id": comment.id, "account_id": task.account_id},
+    )
     db.session.commit()
     return comment

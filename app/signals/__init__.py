@@ -1,4 +1,5 @@
 """The signal side: usage rollups, metrics over event-time windows, sentiment, health scores."""
+
 from flask import Flask
 
 

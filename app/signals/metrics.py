@@ -3,6 +3,7 @@
 All windows end at `at` (the event's occurred_at), so a history replayed today gives the
 same metrics as it did live.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -13,17 +14,39 @@ from app.extensions import db
 from app.models.usage import DailyUsage
 
 METRICS = (
-    "active_users_avg_30d", "active_users_avg_prev_30d", "active_users_change_pct_30d", "logins_7d", "logins_30d",
-    "new_users_30d", "seats", "nps_last", "days_since_nps", "happiness_last", "tickets_30d", "tickets_high_30d",
-    "ticket_sentiment_30d", "features_used_30d",
+    "active_users_avg_30d",
+    "active_users_avg_prev_30d",
+    "active_users_change_pct_30d",
+    "logins_7d",
+    "logins_30d",
+    "new_users_30d",
+    "seats",
+    "nps_last",
+    "days_since_nps",
+    "happiness_last",
+    "tickets_30d",
+    "tickets_high_30d",
+    "ticket_sentiment_30d",
+    "features_used_30d",
 )
 # A change in active users needs a baseline: at least this many days with data before.
 MIN_BASELINE_DAYS = 7
 
 
-COLUMNS = (DailyUsage.day, DailyUsage.active_users, DailyUsage.logins, DailyUsage.features, DailyUsage.seats,
-           DailyUsage.new_users, DailyUsage.nps_score, DailyUsage.happiness, DailyUsage.tickets,
-           DailyUsage.tickets_high, DailyUsage.sentiment_sum, DailyUsage.sentiment_count)
+COLUMNS = (
+    DailyUsage.day,
+    DailyUsage.active_users,
+    DailyUsage.logins,
+    DailyUsage.features,
+    DailyUsage.seats,
+    DailyUsage.new_users,
+    DailyUsage.nps_score,
+    DailyUsage.happiness,
+    DailyUsage.tickets,
+    DailyUsage.tickets_high,
+    DailyUsage.sentiment_sum,
+    DailyUsage.sentiment_count,
+)
 # Metrics that take the latest value however old (an NPS answer from last year is still the last).
 LATEST = (("nps_score", DailyUsage.nps_score), ("happiness", DailyUsage.happiness), ("seats", DailyUsage.seats))
 
@@ -61,7 +84,8 @@ def metrics_for(account_id: str, at: datetime) -> dict:
         "tickets_30d": sum(r.tickets or 0 for r in recent),
         "tickets_high_30d": sum(r.tickets_high or 0 for r in recent),
         "ticket_sentiment_30d": round(sum(r.sentiment_sum or 0 for r in recent) / sentiment_count, 3)
-        if sentiment_count else None,
+        if sentiment_count
+        else None,
         "features_used_30d": len(features),
     }
 
@@ -83,12 +107,18 @@ def _read(account_id: str, first: date, last: date) -> tuple[list, list]:
 def _read_statement():
     """Built once: constructing this union costs more than running it."""
     account_id, first, last = bindparam("account_id"), bindparam("first"), bindparam("last")
-    window = select(*COLUMNS).where(DailyUsage.account_id == account_id, DailyUsage.day >= first,
-                                    DailyUsage.day <= last)
+    window = select(*COLUMNS).where(
+        DailyUsage.account_id == account_id, DailyUsage.day >= first, DailyUsage.day <= last
+    )
     # SQLite takes no ORDER BY / LIMIT inside a compound SELECT: each older pick is a subquery.
-    picks = [select(*COLUMNS).where(DailyUsage.account_id == account_id, DailyUsage.day < first,
-                                    column.is_not(None)).order_by(DailyUsage.day.desc()).limit(1).subquery()
-             for _, column in LATEST]
+    picks = [
+        select(*COLUMNS)
+        .where(DailyUsage.account_id == account_id, DailyUsage.day < first, column.is_not(None))
+        .order_by(DailyUsage.day.desc())
+        .limit(1)
+        .subquery()
+        for _, column in LATEST
+    ]
     return union_all(window, *(select(*pick.c) for pick in picks))
 
 
@@ -100,6 +130,13 @@ def _latest(rows: list, older: list, columns) -> dict[str, tuple]:
     else from the newest older row that has it, else (None, None)."""
     found = {}
     for name, _ in columns:
-        found[name] = next(((row.day, getattr(row, name)) for source in (rows, older) for row in reversed(source)
-                            if getattr(row, name) is not None), (None, None))
+        found[name] = next(
+            (
+                (row.day, getattr(row, name))
+                for source in (rows, older)
+                for row in reversed(source)
+                if getattr(row, name) is not None
+            ),
+            (None, None),
+        )
     return found

@@ -6,12 +6,13 @@ column per property (numbers are read as numbers). Batches of 1,000 go through
 `POST /api/v1/events` in-process, so validation, idempotency and storage are exactly
 those of the API; the running workers process them (or `--process` does it here).
 """
+
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import click
 from flask import current_app
@@ -59,12 +60,13 @@ def replay(path: Path, process: bool = False) -> dict:
     events = list(read_events(path))
     with click.progressbar(length=len(events), label=f"replaying {path.name}") as bar:
         for start in range(0, len(events), BATCH):
-            batch = events[start:start + BATCH]
+            batch = events[start : start + BATCH]
             response = client.post("/api/v1/events", json=batch, headers=headers)
             if response.status_code != 202:
                 raise click.ClickException(
                     f"events {start}..{start + len(batch) - 1} refused ({response.status_code}): "
-                    f"{json.dumps(response.get_json())[:2000]}")
+                    f"{json.dumps(response.get_json())[:2000]}"
+                )
             for key in totals:
                 totals[key] += response.get_json()[key]
             bar.update(len(batch))

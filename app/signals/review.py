@@ -5,6 +5,7 @@ for HEALTH_REVIEW_AFTER_DAYS (counted from the later of the status change and th
 disagreeing score), the `health-review` playbook gives the CSM a task with both sides'
 reasons. One open review per account at a time (the runner sees to that).
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -27,18 +28,30 @@ def review_disagreements(now: datetime | None = None) -> dict:
     wait = timedelta(days=current_app.config["HEALTH_REVIEW_AFTER_DAYS"])
     playbook = catalog.current().playbooks.get(PLAYBOOK)
     launched = 0
-    accounts = db.session.execute(select(Account).where(
-        Account.score.is_not(None), Account.health_status.is_not(None), Account.erased_at.is_(None))).scalars()
+    accounts = db.session.execute(
+        select(Account).where(
+            Account.score.is_not(None), Account.health_status.is_not(None), Account.erased_at.is_(None)
+        )
+    ).scalars()
     for account in accounts:
         since = disagreeing_since(account)
         if since is None or now - since < wait or playbook is None:
             continue
-        latest = db.session.execute(select(HealthScore).where(HealthScore.account_id == account.id)
-                                    .order_by(HealthScore.day.desc()).limit(1)).scalar_one()
-        run = launch(playbook, account, params={
-            "crm_status": account.health_status, "crm_reason": account.health_reason or "(no reason given)",
-            "band": latest.band, "score": latest.score, "since": since.date().isoformat(),
-            "indicators": _weakest(latest.details)})
+        latest = db.session.execute(
+            select(HealthScore).where(HealthScore.account_id == account.id).order_by(HealthScore.day.desc()).limit(1)
+        ).scalar_one()
+        run = launch(
+            playbook,
+            account,
+            params={
+                "crm_status": account.health_status,
+                "crm_reason": account.health_reason or "(no reason given)",
+                "band": latest.band,
+                "score": latest.score,
+                "since": since.date().isoformat(),
+                "indicators": _weakest(latest.details),
+            },
+        )
         if run is not None:
             launched += 1
     db.session.commit()
@@ -47,9 +60,12 @@ def review_disagreements(now: datetime | None = None) -> dict:
 
 def disagreeing_since(account: Account) -> datetime | None:
     """When the current disagreement began, or None if the latest band agrees."""
-    points = db.session.execute(select(HealthScore.day, HealthScore.band, HealthScore.at)
-                                .where(HealthScore.account_id == account.id)
-                                .order_by(HealthScore.day.desc()).limit(400)).all()
+    points = db.session.execute(
+        select(HealthScore.day, HealthScore.band, HealthScore.at)
+        .where(HealthScore.account_id == account.id)
+        .order_by(HealthScore.day.desc())
+        .limit(400)
+    ).all()
     if not points or points[0].band == account.health_status:
         return None
     start = points[0].at
@@ -62,6 +78,9 @@ def disagreeing_since(account: Account) -> datetime | None:
 
 def _weakest(details: dict) -> list[str]:
     """The three indicators that pull the score down most, as lines a CSM can read."""
-    scored = [(info["points"], name, info["value"]) for name, info in (details or {}).items()
-              if info.get("points") is not None]
+    scored = [
+        (info["points"], name, info["value"])
+        for name, info in (details or {}).items()
+        if info.get("points") is not None
+    ]
     return [f"{name.replace('_', ' ')}: {value} ({points:.0f}/100)" for points, name, value in sorted(scored)[:3]]

@@ -3,6 +3,7 @@
 Called by process_event under the account's row lock, in the transaction that claims
 the event, so each event counts exactly once and late events land on their own day.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -18,8 +19,15 @@ from app.signals.sentiment import sentiment
 HAPPINESS = {"not_happy": 1, "neutral": 2, "happy": 3, "very_happy": 4}
 HIGH_SEVERITY = ("high", "urgent")
 # The event types that feed the rollups (and so the metrics and the score).
-USAGE_TYPES = ("usage.daily", "usage.feature_used", "users.added", "seats.changed", "feedback.nps",
-               "feedback.happiness", "support.ticket")
+USAGE_TYPES = (
+    "usage.daily",
+    "usage.feature_used",
+    "users.added",
+    "seats.changed",
+    "feedback.nps",
+    "feedback.happiness",
+    "support.ticket",
+)
 
 
 def apply_usage_event(account_id: str, event_type: str, occurred_at: datetime, properties: dict) -> dict:
@@ -34,8 +42,9 @@ def apply_usage_event(account_id: str, event_type: str, occurred_at: datetime, p
                 setattr(day, field, properties[field])
         if properties.get("features"):
             day.features = {**(day.features or {}), **properties["features"]}
-            revealed["new_features"] = _first_uses(account_id, [f for f, n in properties["features"].items() if n],
-                                                   occurred_at)
+            revealed["new_features"] = _first_uses(
+                account_id, [f for f, n in properties["features"].items() if n], occurred_at
+            )
     elif event_type == "usage.feature_used":
         feature = properties["feature"]
         day.features = {**(day.features or {}), feature: (day.features or {}).get(feature, 0) + 1}
@@ -65,19 +74,35 @@ def apply_usage_event(account_id: str, event_type: str, occurred_at: datetime, p
 def _day_row(account_id: str, occurred_at: datetime) -> DailyUsage:
     day = occurred_at.date()
     insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    db.session.execute(insert(DailyUsage).values(account_id=account_id, day=day, features={}, new_users=0,
-                                                 tickets=0, tickets_high=0, sentiment_sum=0.0, sentiment_count=0)
-                       .on_conflict_do_nothing(index_elements=["account_id", "day"]))
-    return db.session.execute(select(DailyUsage).where(DailyUsage.account_id == account_id,
-                                                       DailyUsage.day == day)).scalar_one()
+    db.session.execute(
+        insert(DailyUsage)
+        .values(
+            account_id=account_id,
+            day=day,
+            features={},
+            new_users=0,
+            tickets=0,
+            tickets_high=0,
+            sentiment_sum=0.0,
+            sentiment_count=0,
+        )
+        .on_conflict_do_nothing(index_elements=["account_id", "day"])
+    )
+    return db.session.execute(
+        select(DailyUsage).where(DailyUsage.account_id == account_id, DailyUsage.day == day)
+    ).scalar_one()
 
 
 def _first_uses(account_id: str, features: list[str], occurred_at: datetime) -> list[str]:
     """The features used here for the first time (in event time: an earlier late event wins)."""
     if not features:
         return []
-    known = {use.feature: use for use in db.session.execute(
-        select(FeatureUse).where(FeatureUse.account_id == account_id, FeatureUse.feature.in_(features))).scalars()}
+    known = {
+        use.feature: use
+        for use in db.session.execute(
+            select(FeatureUse).where(FeatureUse.account_id == account_id, FeatureUse.feature.in_(features))
+        ).scalars()
+    }
     new = []
     for feature in features:
         use = known.get(feature)

@@ -3,6 +3,7 @@
 Validated like rule files (closed schema, `file:line:column` errors). A band is the first
 status whose threshold the score reaches, best first.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,28 +13,67 @@ from app.models import HEALTH_STATUSES
 from app.signals.metrics import METRICS
 
 SCHEMA = {
-    "type": "object", "additionalProperties": False, "required": ["scorecards"],
-    "properties": {"scorecards": {"type": "array", "minItems": 1, "items": {
-        "type": "object", "additionalProperties": False, "required": ["name", "indicators", "bands"],
-        "properties": {
-            "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]*$"},
-            "description": {"type": "string"},
-            "applies_to": {"type": "object", "additionalProperties": False, "properties": {
-                "segment": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                "lifecycle_stage": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                "plan": {"type": "array", "items": {"type": "string"}, "minItems": 1}}},
-            "indicators": {"type": "array", "minItems": 1, "items": {
-                "type": "object", "additionalProperties": False, "required": ["metric", "weight", "points"],
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["scorecards"],
+    "properties": {
+        "scorecards": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "indicators", "bands"],
                 "properties": {
-                    "metric": {"enum": list(METRICS)},
-                    "weight": {"type": "number", "exclusiveMinimum": 0},
-                    "points": {"type": "array", "minItems": 2, "items": {
-                        "type": "array", "minItems": 2, "maxItems": 2,
-                        "prefixItems": [{"type": "number"}, {"type": "number", "minimum": 0, "maximum": 100}]}}}}},
-            "bands": {"type": "object", "additionalProperties": False,
-                      "properties": {status: {"type": "number", "minimum": 0, "maximum": 100}
-                                     for status in HEALTH_STATUSES}, "minProperties": 2},
-        }}}},
+                    "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]*$"},
+                    "description": {"type": "string"},
+                    "applies_to": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "segment": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                            "lifecycle_stage": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                            "plan": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                        },
+                    },
+                    "indicators": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["metric", "weight", "points"],
+                            "properties": {
+                                "metric": {"enum": list(METRICS)},
+                                "weight": {"type": "number", "exclusiveMinimum": 0},
+                                "points": {
+                                    "type": "array",
+                                    "minItems": 2,
+                                    "items": {
+                                        "type": "array",
+                                        "minItems": 2,
+                                        "maxItems": 2,
+                                        "prefixItems": [
+                                            {"type": "number"},
+                                            {"type": "number", "minimum": 0, "maximum": 100},
+                                        ],
+                                    },
+                                },
+                            },
+                        },
+                    },
+                    "bands": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            status: {"type": "number", "minimum": 0, "maximum": 100} for status in HEALTH_STATUSES
+                        },
+                        "minProperties": 2,
+                    },
+                },
+            },
+        }
+    },
 }
 
 
@@ -49,7 +89,7 @@ class Indicator:
         points = self.points
         if value <= points[0][0]:
             return points[0][1]
-        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
             if value <= x1:
                 return y0 + (y1 - y0) * (value - x0) / (x1 - x0)
         return points[-1][1]
@@ -72,8 +112,11 @@ class Scorecard:
         details, total, weights = {}, 0.0, 0.0
         for indicator in self.indicators:
             points = indicator.score(metrics.get(indicator.metric))
-            details[indicator.metric] = {"value": metrics.get(indicator.metric), "weight": indicator.weight,
-                                         "points": None if points is None else round(points, 1)}
+            details[indicator.metric] = {
+                "value": metrics.get(indicator.metric),
+                "weight": indicator.weight,
+                "points": None if points is None else round(points, 1),
+            }
             if points is not None:
                 total += points * indicator.weight
                 weights += indicator.weight
@@ -105,21 +148,37 @@ def load_scorecards(folder: str) -> Scorecards:
         for index, raw in enumerate(doc.data["scorecards"]):
             where = ("scorecards", index)
             if raw["name"] in names:
-                errors.append(doc.error(where + ("name",), f"scorecard {raw['name']!r} is defined twice",
-                                        f"first at {names[raw['name']]}; rename one"))
+                errors.append(
+                    doc.error(
+                        where + ("name",),
+                        f"scorecard {raw['name']!r} is defined twice",
+                        f"first at {names[raw['name']]}; rename one",
+                    )
+                )
             names[raw["name"]] = f"{path}:{doc.at(where)[0]}"
             for i, indicator in enumerate(raw["indicators"]):
                 xs = [x for x, _ in indicator["points"]]
                 if xs != sorted(xs) or len(set(xs)) != len(xs):
-                    errors.append(doc.error(where + ("indicators", i, "points"),
-                                            "points must go up in value, without repeats",
-                                            "order the [value, points] pairs by value"))
+                    errors.append(
+                        doc.error(
+                            where + ("indicators", i, "points"),
+                            "points must go up in value, without repeats",
+                            "order the [value, points] pairs by value",
+                        )
+                    )
             bands = sorted(raw["bands"].items(), key=lambda item: -item[1])
-            cards.append(Scorecard(
-                name=raw["name"],
-                indicators=tuple(Indicator(ind["metric"], float(ind["weight"]),
-                                           tuple((float(x), float(y)) for x, y in ind["points"]))
-                                 for ind in raw["indicators"]),
-                bands=tuple(bands), applies_to={k: tuple(v) for k, v in (raw.get("applies_to") or {}).items()}))
+            cards.append(
+                Scorecard(
+                    name=raw["name"],
+                    indicators=tuple(
+                        Indicator(
+                            ind["metric"], float(ind["weight"]), tuple((float(x), float(y)) for x, y in ind["points"])
+                        )
+                        for ind in raw["indicators"]
+                    ),
+                    bands=tuple(bands),
+                    applies_to={k: tuple(v) for k, v in (raw.get("applies_to") or {}).items()},
+                )
+            )
     raise_if_any(errors)
     return Scorecards(tuple(cards), content_hash(files))

@@ -3,20 +3,19 @@
 A change of band (the colour the numbers point to) becomes the internal event
 `health.score_band_changed`, so rules can act on it like on any other event.
 """
-from __future__ import annotations
 
-from datetime import datetime
+from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 from flask import Flask, current_app
 from sqlalchemy import select
 
 from app.catalog import files_signature
-from app.filecheck import FileErrors
-
 from app.extensions import db
+from app.filecheck import FileErrors
 from app.intake.store import store_event
 from app.models import Account, Event
 from app.models.score import HealthScore
@@ -66,48 +65,71 @@ def recompute(account: Account, at: datetime, metrics: dict) -> Event | None:
     band = card.band(score)
     day = at.date()
     # The newest two points up to this day: this day's (if any) and the one before it.
-    latest = db.session.execute(
-        select(HealthScore).where(HealthScore.account_id == account.id, HealthScore.day <= day)
-        .order_by(HealthScore.day.desc()).limit(2)).scalars().all()
+    latest = (
+        db.session.execute(
+            select(HealthScore)
+            .where(HealthScore.account_id == account.id, HealthScore.day <= day)
+            .order_by(HealthScore.day.desc())
+            .limit(2)
+        )
+        .scalars()
+        .all()
+    )
     row = latest[0] if latest and latest[0].day == day else None
     before = next((point for point in latest if point.day < day), None)
     previous_band = row.band if row is not None else (before.band if before else None)
     if row is None:
-        row = HealthScore(account_id=account.id, day=day, at=at, score=score, band=band, scorecard=card.name,
-                          details=details)
+        row = HealthScore(
+            account_id=account.id, day=day, at=at, score=score, band=band, scorecard=card.name, details=details
+        )
         db.session.add(row)
     else:
         row.at, row.score, row.band, row.scorecard, row.details = max(row.at, at), score, band, card.name, details
-    newer = db.session.scalar(select(HealthScore.id).where(HealthScore.account_id == account.id,
-                                                           HealthScore.day > day).limit(1))
+    newer = db.session.scalar(
+        select(HealthScore.id).where(HealthScore.account_id == account.id, HealthScore.day > day).limit(1)
+    )
     if newer is not None:
         return None  # a late input: the history is corrected, the present is not this day
     account.score = score
     if previous_band is None or previous_band == band:
         return None
     return store_event(
-        source="triage", external_id=f"band-{account.id}-{day.isoformat()}-{previous_band}-{band}",
-        type="health.score_band_changed", account_id=account.id, occurred_at=at,
-        payload={"id": f"band-{account.id}-{day.isoformat()}", "account_id": account.id,
-                 "type": "health.score_band_changed", "occurred_at": at.isoformat(),
-                 "properties": {"from": previous_band, "to": band, "score": score, "scorecard": card.name}})
+        source="triage",
+        external_id=f"band-{account.id}-{day.isoformat()}-{previous_band}-{band}",
+        type="health.score_band_changed",
+        account_id=account.id,
+        occurred_at=at,
+        payload={
+            "id": f"band-{account.id}-{day.isoformat()}",
+            "account_id": account.id,
+            "type": "health.score_band_changed",
+            "occurred_at": at.isoformat(),
+            "properties": {"from": previous_band, "to": band, "score": score, "scorecard": card.name},
+        },
+    )
 
 
 def recompute_all(at: datetime | None = None) -> dict:
     """The daily recompute: windows move on even when no event arrives (a silent account's
     usage falls to nothing). One transaction per account, band changes enqueued after."""
     from app.accounts import lock_account
+    from app.jobs import enqueue_process_events
     from app.models.types import utcnow
     from app.signals.metrics import metrics_for
-    from app.jobs import enqueue_process_events
 
     at = at or utcnow()
     from app.models.usage import DailyUsage
 
     # Only accounts that send usage have a score: a CRM-only account's zeros mean nothing.
-    account_ids = db.session.execute(select(Account.id).where(
-        Account.erased_at.is_(None), Account.id.in_(select(DailyUsage.account_id).distinct()))
-        .order_by(Account.id)).scalars().all()
+    account_ids = (
+        db.session.execute(
+            select(Account.id)
+            .where(Account.erased_at.is_(None), Account.id.in_(select(DailyUsage.account_id).distinct()))
+            .order_by(Account.id)
+        )
+        .scalars()
+        .all()
+    )
     changes = []
     for account_id in account_ids:
         account = lock_account(account_id)

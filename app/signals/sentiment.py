@@ -2,6 +2,7 @@
 
 Returns VADER's compound score, -1 (frustrated) .. 1 (pleased). No model is downloaded.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -1,4 +1,5 @@
 """What an action gets to work with, and what it may answer besides a result dict."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -3,6 +3,7 @@
 Without CRM_CALLBACK_URL the step succeeds with `{"skipped": true, "reason": ...}`: a
 server without a CRM connection still runs its playbooks.
 """
+
 from __future__ import annotations
 
 from flask import current_app
@@ -15,8 +16,11 @@ PARAMS = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "fields": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
-                   "description": "account fields to set in the CRM (templates allowed)"},
+        "fields": {
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+            "description": "account fields to set in the CRM (templates allowed)",
+        },
         "note": {"type": "string", "description": "an activity note for the account's timeline"},
     },
     "minProperties": 1,
@@ -37,4 +41,4 @@ def crm_writeback(ctx):
         "source": {"run": ctx.run.id, "playbook": ctx.run.playbook, "step": ctx.step.name},
     }
     status = post_signed(url, body, msg_id=f"triage-crm-step-{ctx.step.id}")
-    return {"status": status, "fields": sorted((ctx.params.get("fields") or {}))}
+    return {"status": status, "fields": sorted(ctx.params.get("fields") or {})}

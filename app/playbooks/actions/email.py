@@ -5,6 +5,7 @@ body; rendered in the sandbox with account, event, params, run, contact and g2_u
 With SMTP_URL unset the mail is only written to the mail log (status `logged`).
 Each recipient is mailed once per step, so a retried job does not mail twice.
 """
+
 from __future__ import annotations
 
 import smtplib
@@ -26,8 +27,7 @@ PARAMS = {
     "required": ["template"],
     "properties": {
         "template": {"type": "string", "description": "a file in playbooks/mail/ without .txt"},
-        "to": {"type": "string", "default": "contacts",
-               "description": "contacts, csm, manager, or an e-mail address"},
+        "to": {"type": "string", "default": "contacts", "description": "contacts, csm, manager, or an e-mail address"},
     },
 }
 
@@ -38,16 +38,31 @@ def send_email(ctx):
     template = load_template(ctx.params["template"])
     sent = []
     for name, address in recipients(ctx.params.get("to", "contacts"), ctx.account):
-        already = db.session.execute(select(MailLog.id).where(
-            MailLog.step_id == ctx.step.id, MailLog.to == address, MailLog.status.in_(("sent", "logged")))).first()
+        already = db.session.execute(
+            select(MailLog.id).where(
+                MailLog.step_id == ctx.step.id, MailLog.to == address, MailLog.status.in_(("sent", "logged"))
+            )
+        ).first()
         if already:
             continue
-        variables = {**ctx.template_context, "contact": {"name": name, "email": address},
-                     "g2_url": current_app.config["G2_REVIEW_URL"]}
+        variables = {
+            **ctx.template_context,
+            "contact": {"name": name, "email": address},
+            "g2_url": current_app.config["G2_REVIEW_URL"],
+        }
         subject, body = split_template(render(template, variables))
         status = deliver(address, subject, body)
-        db.session.add(MailLog(account_id=ctx.account.id, run_id=ctx.run.id, step_id=ctx.step.id, to=address,
-                               subject=subject, body=body, status=status))
+        db.session.add(
+            MailLog(
+                account_id=ctx.account.id,
+                run_id=ctx.run.id,
+                step_id=ctx.step.id,
+                to=address,
+                subject=subject,
+                body=body,
+                status=status,
+            )
+        )
         db.session.commit()  # recorded per recipient: a retry after a later failure skips this one
         sent.append(address)
     return {"mailed": len(sent)}
@@ -88,7 +103,9 @@ def deliver(address: str, subject: str, body: str) -> str:
     message["Subject"] = subject
     message.set_content(body)
     smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
-    with smtp_class(url.hostname or "localhost", url.port or (465 if url.scheme == "smtps" else 25), timeout=30) as smtp:
+    with smtp_class(
+        url.hostname or "localhost", url.port or (465 if url.scheme == "smtps" else 25), timeout=30
+    ) as smtp:
         if url.username:
             smtp.login(url.username, url.password or "")
         smtp.send_message(message)

@@ -1,4 +1,5 @@
 """launch_playbook: start another playbook for the same account (once per step)."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -21,8 +22,11 @@ PARAMS = {
 @action("launch_playbook", PARAMS)
 def launch_playbook(ctx):
     """Launch another playbook for this account; a second attempt finds the run it launched."""
-    for run in db.session.execute(select(PlaybookRun).where(
-            PlaybookRun.account_id == ctx.account.id, PlaybookRun.playbook == ctx.params["playbook"])).scalars():
+    for run in db.session.execute(
+        select(PlaybookRun).where(
+            PlaybookRun.account_id == ctx.account.id, PlaybookRun.playbook == ctx.params["playbook"]
+        )
+    ).scalars():
         if (run.context or {}).get("launched_by") == {"run": ctx.run.id, "step": ctx.step.id}:
             return {"launched": True, "run": run.id}
     run = ctx.launch(ctx.params["playbook"], ctx.params.get("params") or {})

@@ -11,18 +11,17 @@
 - gdpr_notify_processors: a signed webhook to every processor in GDPR_PROCESSOR_WEBHOOKS,
   carrying the account id, the categories and the time: no personal data.
 """
+
 from __future__ import annotations
-
-import re
-
-from sqlalchemy import String, and_, cast, or_, select
 
 import json
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
+from sqlalchemy import String, and_, cast, or_, select
 
 from app import audit
 from app.extensions import db
@@ -44,10 +43,15 @@ def gdpr_offboard(ctx):
     if record is None:
         record = erase_account_personal_data(ctx.account, run_id=ctx.run.id)
     deadline = ctx.run.deadline_at
-    return {"erasure_record": record.id, "counts": record.counts, "categories": sorted(record.counts),
-            "erased_at": record.erased_at.isoformat(), "run": ctx.run.id,
-            "deadline": deadline.isoformat() if deadline else None,
-            "within_deadline": deadline is None or record.erased_at <= deadline}
+    return {
+        "erasure_record": record.id,
+        "counts": record.counts,
+        "categories": sorted(record.counts),
+        "erased_at": record.erased_at.isoformat(),
+        "run": ctx.run.id,
+        "deadline": deadline.isoformat() if deadline else None,
+        "within_deadline": deadline is None or record.erased_at <= deadline,
+    }
 
 
 @action("gdpr_export", PARAMS)
@@ -67,8 +71,11 @@ def gdpr_export(ctx):
     tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     os.chmod(tmp, 0o600)
     tmp.replace(path)  # all or nothing: a retried export rewrites the same file
-    return {"file": str(path), "items": {key: len(value) for key, value in data.items() if isinstance(value, list)},
-            "deadline": ctx.run.deadline_at.isoformat()}
+    return {
+        "file": str(path),
+        "items": {key: len(value) for key, value in data.items() if isinstance(value, list)},
+        "deadline": ctx.run.deadline_at.isoformat(),
+    }
 
 
 @action("gdpr_notify_processors", PARAMS, external=True, timeout=120)
@@ -77,11 +84,19 @@ def gdpr_notify_processors(ctx):
     urls = current_app.config.get("GDPR_PROCESSOR_WEBHOOKS") or []
     if not urls:
         return {"notified": 0, "reason": "GDPR_PROCESSOR_WEBHOOKS is not set: no processors to notify"}
-    record = db.session.execute(select(ErasureRecord).where(ErasureRecord.account_id == ctx.account.id)
-                                .order_by(ErasureRecord.id.desc()).limit(1)).scalar_one_or_none()
-    body = {"type": "account.personal_data_erased", "account_id": ctx.account.id,
-            "erased_at": record.erased_at.isoformat() if record else None,
-            "categories": sorted(record.counts) if record else [], "erasure_record": record.id if record else None}
+    record = db.session.execute(
+        select(ErasureRecord)
+        .where(ErasureRecord.account_id == ctx.account.id)
+        .order_by(ErasureRecord.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    body = {
+        "type": "account.personal_data_erased",
+        "account_id": ctx.account.id,
+        "erased_at": record.erased_at.isoformat() if record else None,
+        "categories": sorted(record.counts) if record else [],
+        "erasure_record": record.id if record else None,
+    }
     for index, url in enumerate(urls):
         # The same id on every attempt: a processor that already has it de-duplicates.
         post_signed(url, body, msg_id=f"triage-erasure-{ctx.run.id}-{index}")
@@ -93,21 +108,36 @@ def export_account_personal_data(account) -> dict:
     return {
         "account": {"id": account.id, "name": account.name, "exported_at": utcnow().isoformat()},
         "contacts": [{"name": c.name, "email": c.email, "role": c.role} for c in account.contacts],
-        "events": [{"id": e.external_id, "type": e.type, "occurred_at": e.occurred_at, "payload": e.payload}
-                   for e in db.session.execute(select(Event).where(Event.account_id == account.id)).scalars()],
-        "health_changes": [{"status": h.status, "at": h.at, "reason": h.reason} for h in db.session.execute(
-            select(HealthChange).where(HealthChange.account_id == account.id)).scalars()],
-        "tasks": [{"title": t.title, "instructions": t.instructions, "note": t.note,
-                   "comments": [{"author": c.author, "text": c.text, "at": c.created_at} for c in t.comments]}
-                  for t in tasks],
-        "mail_log": [{"to": m.to, "subject": m.subject, "body": m.body, "at": m.created_at}
-                     for m in db.session.execute(select(MailLog).where(MailLog.account_id == account.id)).scalars()],
+        "events": [
+            {"id": e.external_id, "type": e.type, "occurred_at": e.occurred_at, "payload": e.payload}
+            for e in db.session.execute(select(Event).where(Event.account_id == account.id)).scalars()
+        ],
+        "health_changes": [
+            {"status": h.status, "at": h.at, "reason": h.reason}
+            for h in db.session.execute(select(HealthChange).where(HealthChange.account_id == account.id)).scalars()
+        ],
+        "tasks": [
+            {
+                "title": t.title,
+                "instructions": t.instructions,
+                "note": t.note,
+                "comments": [{"author": c.author, "text": c.text, "at": c.created_at} for c in t.comments],
+            }
+            for t in tasks
+        ],
+        "mail_log": [
+            {"to": m.to, "subject": m.subject, "body": m.body, "at": m.created_at}
+            for m in db.session.execute(select(MailLog).where(MailLog.account_id == account.id)).scalars()
+        ],
     }
 
 
 def erase_account_personal_data(account, run_id: int | None = None) -> ErasureRecord:
-    secrets = sorted({value for contact in account.contacts for value in (contact.name, contact.email) if value},
-                     key=len, reverse=True)
+    secrets = sorted(
+        {value for contact in account.contacts for value in (contact.name, contact.email) if value},
+        key=len,
+        reverse=True,
+    )
     scrub = Scrubber(secrets)
     counts = {"contacts": len(account.contacts)}
     account.contacts = []
@@ -123,12 +153,14 @@ def erase_account_personal_data(account, run_id: int | None = None) -> ErasureRe
     if scrub.text(account.health_reason) != account.health_reason:
         account.health_reason = scrub.text(account.health_reason)
         counts["health_reasons"] += 1
-    counts["task_texts"] = _scrub_columns(scrub, Task, Task.account_id == account.id, "title", "instructions", "note",
-                                          "snooze_reason")
+    counts["task_texts"] = _scrub_columns(
+        scrub, Task, Task.account_id == account.id, "title", "instructions", "note", "snooze_reason"
+    )
     task_ids = select(Task.id).where(Task.account_id == account.id)
     counts["task_comments"] = _scrub_columns(scrub, TaskComment, TaskComment.task_id.in_(task_ids), "text")
-    counts["watch_list_reasons"] = _scrub_columns(scrub, WatchListEntry, WatchListEntry.account_id == account.id,
-                                                  "reason")
+    counts["watch_list_reasons"] = _scrub_columns(
+        scrub, WatchListEntry, WatchListEntry.account_id == account.id, "reason"
+    )
     counts["mail_log"] = 0
     for mail in db.session.execute(select(MailLog).where(MailLog.account_id == account.id)).scalars():
         mail.to, mail.body, mail.subject = ERASED, ERASED, scrub.text(mail.subject)
@@ -141,9 +173,13 @@ def erase_account_personal_data(account, run_id: int | None = None) -> ErasureRe
             counts["run_contexts"] += 1
 
     counts["audit_entries"] = 0
-    about_account = or_(and_(AuditEntry.object_type == "account", AuditEntry.object_id == account.id),
-                        and_(AuditEntry.object_type == "task",
-                             AuditEntry.object_id.in_(select(cast(Task.id, String)).where(Task.account_id == account.id))))
+    about_account = or_(
+        and_(AuditEntry.object_type == "account", AuditEntry.object_id == account.id),
+        and_(
+            AuditEntry.object_type == "task",
+            AuditEntry.object_id.in_(select(cast(Task.id, String)).where(Task.account_id == account.id)),
+        ),
+    )
     for entry in db.session.execute(select(AuditEntry).where(about_account)).scalars():
         summary, details = scrub.text(entry.summary), scrub.json(entry.details)
         if (summary, details) != (entry.summary, entry.details):
@@ -154,8 +190,14 @@ def erase_account_personal_data(account, run_id: int | None = None) -> ErasureRe
     record = ErasureRecord(account_id=account.id, run_id=run_id, counts=counts)
     db.session.add(record)
     db.session.flush()
-    audit.record("system", "account.offboarded", "account", account.id,
-                 summary=f"GDPR erasure: {sum(counts.values())} item(s) erased", details={"counts": counts, "run": run_id})
+    audit.record(
+        "system",
+        "account.offboarded",
+        "account",
+        account.id,
+        summary=f"GDPR erasure: {sum(counts.values())} item(s) erased",
+        details={"counts": counts, "run": run_id},
+    )
     return record
 
 

@@ -4,10 +4,11 @@ The built-in types register when `app.playbooks.actions` is imported (every user
 registry imports it as `from app.playbooks.actions import registry`). The playbook loader validates a step's `with:` against the schema; the step job calls
 `run(ctx)` with an `ActionContext`. An action must be safe to run twice.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,9 @@ def action(name: str, params_schema: dict, description: str = "", external: bool
     def register(fn: Callable) -> Callable:
         if name in REGISTRY:
             raise ValueError(f"action type {name!r} registered twice")
-        REGISTRY[name] = ActionType(name, fn, params_schema, description or (fn.__doc__ or "").strip(), external,
-                                    timeout)
+        REGISTRY[name] = ActionType(
+            name, fn, params_schema, description or (fn.__doc__ or "").strip(), external, timeout
+        )
         return fn
 
     return register

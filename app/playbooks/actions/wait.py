@@ -1,7 +1,8 @@
 """wait: hold the run until a duration has passed or a date (such as the renewal) is reached."""
+
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 from app.models.types import utcnow
 from app.playbooks.actions.context import ActionWait
@@ -14,8 +15,11 @@ PARAMS = {
     "properties": {
         "days": {"type": "integer", "minimum": 0},
         "business_days": {"type": "integer", "minimum": 0, "description": "Monday to Friday"},
-        "until": {"type": "string", "enum": ["renewal_date"],
-                  "description": "an account date; past or unknown means go on at once"},
+        "until": {
+            "type": "string",
+            "enum": ["renewal_date"],
+            "description": "an account date; past or unknown means go on at once",
+        },
     },
     "minProperties": 1,
     "maxProperties": 1,
@@ -33,7 +37,7 @@ def wait(ctx):
         renewal = ctx.account.renewal_date
         if renewal is None:
             return {"waited": False, "reason": "no renewal date: the subscription end is unknown"}
-        until = datetime.combine(renewal, time.min, tzinfo=timezone.utc)
+        until = datetime.combine(renewal, time.min, tzinfo=UTC)
     if until <= utcnow():
         return {"waited": True, "until": until.isoformat()}
     return ActionWait(until=until)

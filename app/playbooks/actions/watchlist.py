@@ -1,4 +1,5 @@
 """add_to_watch_list / remove_from_watch_list: keep an eye on an account (a named list)."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -9,15 +10,25 @@ from app.models.watchlist import WatchListEntry
 from app.playbooks.actions.registry import action
 
 _LIST = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]*$", "description": "the list's name"}
-ADD = {"type": "object", "additionalProperties": False, "required": ["list"],
-       "properties": {"list": _LIST, "reason": {"type": "string"}}}
+ADD = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["list"],
+    "properties": {"list": _LIST, "reason": {"type": "string"}},
+}
 REMOVE = {"type": "object", "additionalProperties": False, "required": ["list"], "properties": {"list": _LIST}}
 
 
 def active_entry(list_name: str, account_id: str) -> WatchListEntry | None:
-    return db.session.execute(select(WatchListEntry).where(
-        WatchListEntry.list_name == list_name, WatchListEntry.account_id == account_id,
-        WatchListEntry.removed_at.is_(None)).limit(1)).scalar_one_or_none()
+    return db.session.execute(
+        select(WatchListEntry)
+        .where(
+            WatchListEntry.list_name == list_name,
+            WatchListEntry.account_id == account_id,
+            WatchListEntry.removed_at.is_(None),
+        )
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 @action("add_to_watch_list", ADD)
@@ -26,8 +37,9 @@ def add_to_watch_list(ctx):
     entry = active_entry(ctx.params["list"], ctx.account.id)
     if entry is not None:
         return {"list": entry.list_name, "entry": entry.id, "already": True}
-    entry = WatchListEntry(list_name=ctx.params["list"], account_id=ctx.account.id, run_id=ctx.run.id,
-                           reason=ctx.params.get("reason"))
+    entry = WatchListEntry(
+        list_name=ctx.params["list"], account_id=ctx.account.id, run_id=ctx.run.id, reason=ctx.params.get("reason")
+    )
     db.session.add(entry)
     db.session.flush()
     return {"list": entry.list_name, "entry": entry.id, "already": False}

@@ -4,6 +4,7 @@
 (Teams incoming webhooks), `format: json` (the default) an event envelope with the account,
 run and step. The `webhook-id` is the same on every attempt of the step: receivers de-duplicate.
 """
+
 from __future__ import annotations
 
 from app.models.types import utcnow
@@ -15,7 +16,11 @@ PARAMS = {
     "additionalProperties": False,
     "required": ["url"],
     "properties": {
-        "url": {"type": "string", "pattern": "^(https?://|\\{\\{)", "description": "http(s) URL of the receiver (or a template)"},
+        "url": {
+            "type": "string",
+            "pattern": "^(https?://|\\{\\{)",
+            "description": "http(s) URL of the receiver (or a template)",
+        },
         "format": {"enum": ["json", "slack", "teams"], "default": "json"},
         "text": {"type": "string", "description": "the message (template); Slack and Teams show it"},
         "type": {"type": "string", "description": "event type of a json body", "default": "triage.playbook_step"},
@@ -37,12 +42,20 @@ def build_body(fmt: str, text: str, ctx, event_type: str) -> dict:
     if fmt == "slack":
         return {"text": text}
     if fmt == "teams":
-        return {"@type": "MessageCard", "@context": "https://schema.org/extensions", "summary": text[:100],
-                "themeColor": "D70000" if ctx.account.health_status in ("red", "black") else "0076D7", "text": text}
+        return {
+            "@type": "MessageCard",
+            "@context": "https://schema.org/extensions",
+            "summary": text[:100],
+            "themeColor": "D70000" if ctx.account.health_status in ("red", "black") else "0076D7",
+            "text": text,
+        }
     return {
         "type": event_type,
         "timestamp": utcnow().isoformat(),
-        "data": {"text": text, "account": ctx.template_context["account"],
-                 "run": {"id": ctx.run.id, "playbook": ctx.run.playbook, "rule": ctx.run.rule},
-                 "step": {"id": ctx.step.id, "name": ctx.step.name}},
+        "data": {
+            "text": text,
+            "account": ctx.template_context["account"],
+            "run": {"id": ctx.run.id, "playbook": ctx.run.playbook, "rule": ctx.run.rule},
+            "step": {"id": ctx.step.id, "name": ctx.step.name},
+        },
     }
