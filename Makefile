@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres install check clean bench
+.PHONY: run test test-sqlite test-postgres install check lint format clean bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is needed (durable-rules does not build on 3.13)"; exit 1; }
@@ -22,6 +22,18 @@ run: install
 
 check: install
 	$(BIN)/python -m app.check
+
+# The lint gate (CI runs it before the tests): ruff's lint and format check, mypy on the core,
+# and the layers (no import circle, nothing in app/ importing workers/).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python tools/import_graph.py
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 test: test-sqlite test-postgres
 
