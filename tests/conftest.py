@@ -7,6 +7,9 @@
 
 The schema is built by the Alembic migrations, once per session; tables are emptied
 between tests.
+
+The plain helpers (constants, payloads, rows) are in tests/helpers.py; fixtures only one folder
+uses are in that folder's conftest.py.
 """
 
 from __future__ import annotations
@@ -14,27 +17,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def unprocessed(session) -> int:
-    """Events not yet applied: the outbox (an event with no processed_at, see app.models.Event)."""
-    from sqlalchemy import func, select
-
-    from app.models import Event
-
-    return session.scalar(select(func.count(Event.id)).where(Event.processed_at.is_(None)))
-
-
-TEST_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-TEST_TOKEN = "test-token-123"
+from tests.helpers import TEST_SECRET, TEST_TOKEN, free_port, signed_headers
 
 
 @pytest.fixture(scope="session")
@@ -146,43 +138,6 @@ def auth():
     return {"Authorization": f"Bearer {TEST_TOKEN}"}
 
 
-def signed_headers(
-    body: bytes, msg_id: str | None = None, timestamp: int | None = None, secret: str = TEST_SECRET
-) -> dict:
-    from app.intake.signatures import sign
-
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    return {
-        "Content-Type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
-    }
-
-
-def health_webhook(account_id: str = "acme", to: str = "red", **overrides) -> dict:
-    body = {
-        "type": "account.health_changed",
-        "occurred_at": "2026-11-20T10:00:00Z",
-        "account": {
-            "id": account_id,
-            "name": "Acme GmbH",
-            "segment": "enterprise",
-            "lifecycle_stage": "adoption",
-            "plan": "premier",
-            "arr": 120000,
-            "renewal_date": "2027-03-31",
-            "csm": "ana@vendor.example",
-            "manager": "mo@vendor.example",
-            "contacts": [{"name": "Jane Roe", "email": "jane@acme.example", "role": "decision_maker"}],
-        },
-        "health": {"to": to, "reason": "Translation quality issues", "changed_by": "ana@vendor.example"},
-    }
-    body.update(overrides)
-    return body
-
-
 @pytest.fixture
 def post_webhook(client):
     """Post a signed CRM webhook; returns the response."""
@@ -216,14 +171,6 @@ def run_jobs(app):
     return run
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_inbox(app):
     """A real SMTP server (aiosmtpd) on a free port; SMTP_URL points at it for the test."""
@@ -250,8 +197,91 @@ def smtp_inbox(app):
     controller.stop()
 
 
-def early_in_a_rate_window(seconds: float = 60, margin: float = 15) -> None:
-    """Rate limits count in fixed windows: a test that sends N requests and expects the
-    N+1th refused starts early in a window, so its requests do not straddle two."""
-    if time.time() % seconds > seconds - margin:
-        time.sleep(seconds + 0.5 - time.time() % seconds)
+@pytest.fixture
+def web(app, db):
+    """Test clients whose requests see a fresh `g`, as each real request does.
+
+    The `db` fixture keeps one app context open and Flask reuses it for test requests,
+    so `g` (Flask-Login's signed-in user, Flask-WTF's CSRF token) would otherwise leak
+    from one request, or one client, to the next.
+    """
+    from flask import g, request_started
+
+    def fresh_g(sender, **extra):
+        g.__dict__.clear()
+
+    request_started.connect(fresh_g, app)
+    try:
+        yield app.test_client
+    finally:
+        request_started.disconnect(fresh_g, app)
+
+
+class Receiver:
+    """The `receiver` fixture: a real local HTTP server for outbound webhooks (playbook actions).
+
+    Records every delivery; answers with the queued statuses first, then 200.
+
+    `delay` seconds before answering the first request (to kill a worker mid-step).
+    Keeps which webhook-ids it accepted, as a de-duplicating receiver would.
+    """
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.statuses: list[int] = []
+        self.delay_first = 0.0
+        self.accepted: list[str] = []
+        self.lock = threading.Lock()
+        self.server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def wait_for(self, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"receiver got {len(self.requests)} request(s), expected {count}")
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def receiver():
+    box = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with box.lock:
+                first = not box.requests
+                box.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "raw": raw,
+                        "json": json.loads(raw or b"null"),
+                    }
+                )
+                status = box.statuses.pop(0) if box.statuses else 200
+            if first and box.delay_first:
+                time.sleep(box.delay_first)
+            if status < 300:
+                with box.lock:
+                    msg_id = self.headers.get("webhook-id")
+                    if msg_id not in box.accepted:
+                        box.accepted.append(msg_id)
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    box.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=box.server.serve_forever, daemon=True)
+    thread.start()
+    yield box
+    box.server.shutdown()
+    box.server.server_close()

@@ -14,21 +14,7 @@ from werkzeug.routing import Rule
 from app.admin.cli import create_token
 from app.models import Account, AuditEntry, Event, PlaybookRun, Task, User
 from app.models.comment import TaskComment
-from tests.conftest import TEST_TOKEN
-from tests.test_admin import (  # noqa: F401  (web: a fixture)
-    ANA,
-    BEN,
-    MO,
-    NOW,
-    OPS,
-    account,
-    add,
-    page_token,
-    signed_in,
-    task,
-    team,
-    web,
-)
+from tests.helpers import ANA, BEN, MO, NOW, OPS, TEST_TOKEN, account, add, page_token, signed_in, task, team
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # answered by Werkzeug from GET / the rule itself
 BEN_TITLE, BEN_ACCOUNT = "Ben's confidential renewal plan", "Globex GmbH"

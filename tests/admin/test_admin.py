@@ -6,112 +6,32 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import g, request_started
 from rq import SimpleWorker
 from sqlalchemy import event as sa_event
 
-from app.models import Account, Contact, Event, HealthChange, PlaybookRun, RunStep, Task, User
-from tests.conftest import early_in_a_rate_window
-
-PASSWORD = "correct-horse-1"
-NOW = datetime.now(UTC)
-ANA, BEN, MO, OPS = "ana@vendor.example", "ben@vendor.example", "mo@vendor.example", "ops@vendor.example"
+from app.models import Contact, Event, HealthChange, PlaybookRun, RunStep, Task, User
+from tests.helpers import (
+    ANA,
+    BEN,
+    MO,
+    NOW,
+    OPS,
+    PASSWORD,
+    account,
+    add,
+    csrf_from,
+    early_in_a_rate_window,
+    page_token,
+    sign_in,
+    signed_in,
+    task,
+    team,
+)
 
 
 def explode():
     """A job that fails (module level, so that the worker can import it)."""
     raise RuntimeError("boom from the test")
-
-
-# -- fixtures and helpers ----------------------------------------------------------------
-
-
-@pytest.fixture
-def web(app, db):
-    """Test clients whose requests see a fresh `g`, as each real request does.
-
-    The `db` fixture keeps one app context open and Flask reuses it for test requests,
-    so `g` (Flask-Login's signed-in user, Flask-WTF's CSRF token) would otherwise leak
-    from one request, or one client, to the next.
-    """
-
-    def fresh_g(sender, **extra):
-        g.__dict__.clear()
-
-    request_started.connect(fresh_g, app)
-    try:
-        yield app.test_client
-    finally:
-        request_started.disconnect(fresh_g, app)
-
-
-def add(db, *rows):
-    db.session.add_all(rows)
-    db.session.commit()
-    return rows
-
-
-def make_user(db, email, role="csm", manager=None):
-    user = User(email=email, name=email.split("@")[0].title(), role=role, manager_email=manager)
-    user.set_password(PASSWORD)
-    add(db, user)
-    return user
-
-
-def team(db):
-    """Mo manages Ana; Ben has another manager; Olu is CS ops."""
-    make_user(db, MO, "manager")
-    make_user(db, ANA, "csm", manager=MO)
-    make_user(db, BEN, "csm", manager="zoe@vendor.example")
-    make_user(db, OPS, "csops")
-
-
-def account(db, account_id, csm, **fields):
-    values = dict(
-        name=f"{account_id.title()} GmbH",
-        segment="enterprise",
-        plan="premier",
-        csm=csm,
-        manager=MO if csm == ANA else "zoe@vendor.example",
-        health_status="red",
-        health_since=NOW,
-        health_reason="Translation quality issues",
-        arr=120000,
-        renewal_date=NOW.date(),
-    )
-    values.update(fields)
-    return add(db, Account(id=account_id, **values))[0]
-
-
-def task(db, account_id, assignee, title, **fields):
-    values = dict(priority="normal", status="open", outcomes=["done"], due_at=NOW + timedelta(days=3))
-    values.update(fields)
-    return add(db, Task(account_id=account_id, assignee=assignee, title=title, **values))[0]
-
-
-def csrf_from(html: str) -> str:
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
-    assert match, "no csrf_token in the page"
-    return match.group(1)
-
-
-def sign_in(client, email, password=PASSWORD, next_url=None):
-    url = "/login" + (f"?next={next_url}" if next_url else "")
-    page = client.get(url)
-    assert page.status_code == 200
-    token = csrf_from(page.get_data(as_text=True))
-    return client.post(url, data={"email": email, "password": password, "csrf_token": token})
-
-
-def signed_in(web, email):
-    client = web()
-    response = sign_in(client, email)
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
-
-
-def page_token(client, url):
-    return csrf_from(client.get(url).get_data(as_text=True))
 
 
 # -- signing in ---------------------------------------------------------------------------
@@ -366,7 +286,7 @@ def test_a_csm_gets_403_on_another_csms_task(web, db):
 
 
 def test_completing_tasks_through_the_form_moves_the_run_on(web, db, post_webhook, run_jobs):
-    from tests.conftest import health_webhook
+    from tests.helpers import health_webhook
 
     team(db)
     assert post_webhook(health_webhook(to="red")).status_code == 202
@@ -561,7 +481,6 @@ def test_the_queues_page_shows_workers_and_the_outbox_backlog(web, db):
 
 
 def test_the_queues_page_lists_scheduled_and_running_jobs(web, db):
-    from datetime import datetime
 
     from app.jobs import STEPS, queue
     from app.redis_conn import get_redis

@@ -9,7 +9,7 @@ from sqlalchemy import event as sa_event
 
 from app.admin.dashboard_figures import cancellations, status_over_time, trend, week_points
 from app.models import AuditEntry, HealthChange
-from tests.test_admin import ANA, BEN, MO, NOW, OPS, account, add, signed_in, task, team, web  # noqa: F401
+from tests.helpers import ANA, BEN, MO, NOW, OPS, account, add, signed_in, task, team
 
 
 def change(db, account_id, status, days_ago, previous=None):

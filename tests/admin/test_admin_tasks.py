@@ -7,21 +7,7 @@ import re
 from datetime import UTC, timedelta
 
 from app.models import AuditEntry, HealthChange, PlaybookRun, Task
-from tests.test_admin import (  # noqa: F401
-    ANA,
-    BEN,
-    MO,
-    NOW,
-    OPS,
-    account,
-    add,
-    csrf_from,
-    page_token,
-    signed_in,
-    task,
-    team,
-    web,
-)
+from tests.helpers import ANA, BEN, NOW, account, add, csrf_from, page_token, signed_in, task, team
 
 
 def titles(html):

@@ -1,5 +1,5 @@
 """Script and markup in every user-controlled string is shown escaped on every admin page,
-checked in a real browser (Debian's Chromium through Playwright, as tests/test_browser.py).
+checked in a real browser (Debian's Chromium through Playwright, as tests/admin/test_browser.py).
 
 Hostile strings go in the way real data does: a signed CRM webhook (account name, segment,
 plan, lifecycle stage, contacts, health reason), the events API (feature names, a support
@@ -26,9 +26,7 @@ from sqlalchemy import select
 
 from app.models import Account, Event, MailLog, PlaybookRun, RuleFiring, Task, User
 from app.models.watchlist import WatchListEntry
-from tests.conftest import health_webhook
-from tests.test_admin import ANA, MO, PASSWORD, add
-from tests.test_browser import CHROMIUM, browser, server  # noqa: F401 (fixtures)
+from tests.helpers import ANA, CHROMIUM, MO, PASSWORD, add, health_webhook
 
 ADMIN = "root@vendor.example"
 OTHER_CSM = "{{7*7}}@evil.example"  # a valid e-mail address, and a template
@@ -338,7 +336,7 @@ def test_markdown_keeps_data_out_of_its_own_markup():
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing: apt-get install -y chromium")
 def test_hostile_strings_are_shown_as_text_on_every_admin_page(
     db, client, auth, post_webhook, run_jobs, browser, server
-):  # noqa: F811
+):
     _people(db)
     _webhooks(post_webhook)
     run_jobs()

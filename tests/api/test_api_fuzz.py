@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import select
 
 from app.models import Account, PlaybookRun, Task
-from tests.conftest import TEST_TOKEN, health_webhook
+from tests.helpers import TEST_TOKEN, health_webhook
 
 AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
 CHECKS = [

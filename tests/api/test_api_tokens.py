@@ -12,19 +12,7 @@ from sqlalchemy import select, text
 
 from app.models import ApiToken, AuditEntry, Event, HealthChange, Task, User
 from app.models.types import utcnow
-from tests.conftest import TEST_TOKEN
-from tests.test_admin import (  # noqa: F401  (web: a fixture)
-    ANA,
-    BEN,
-    MO,
-    NOW,
-    OPS,
-    account,
-    add,
-    task,
-    team,
-    web,
-)
+from tests.helpers import ANA, BEN, MO, NOW, OPS, TEST_TOKEN, account, add, task, team
 
 TOKEN_LINE = re.compile(r"^trg_[A-Za-z0-9_-]{43}$")
 SERVICE = {"Authorization": f"Bearer {TEST_TOKEN}"}

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from app.models import Account, Event
 from app.models.usage import DailyUsage
-from tests.conftest import unprocessed
+from tests.helpers import unprocessed
 
 
 def event(id="evt-1", account_id="acme", type="usage.daily", occurred_at="2026-11-20T00:00:00Z", **properties):

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Event
-from tests.conftest import TEST_SECRET, early_in_a_rate_window, health_webhook, signed_headers, unprocessed
+from tests.helpers import TEST_SECRET, early_in_a_rate_window, health_webhook, signed_headers, unprocessed
 
 
 def count(db, model):

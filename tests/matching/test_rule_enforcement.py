@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import re
-import textwrap
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from app.matching.enforcer import enforce
 from app.matching.facts import event_facts
 from app.models import Account, AuditEntry, Event, PlaybookRun, RuleFiring, User
 from app.models.rule_state import RuleState
+from tests.helpers import write_file
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 PLAYBOOK = """
@@ -34,20 +34,15 @@ steps:
 """
 
 
-def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-
-
 @pytest.fixture
 def rules(app, db, tmp_path):
     """install(rules_yaml): make these rules (and playbooks `decline`, `other`, `check-in`) live."""
     saved = app.extensions["triage_catalog"], app.extensions["triage_catalog_reloading"]
     for name in ("decline", "other", "check-in"):
-        write(tmp_path / "playbooks" / f"{name}.yml", PLAYBOOK.format(name=name))
+        write_file(tmp_path / "playbooks" / f"{name}.yml", PLAYBOOK.format(name=name))
 
     def install(text: str, interval: float = 0):
-        write(tmp_path / "rules" / "rules.yml", text)
+        write_file(tmp_path / "rules" / "rules.yml", text)
         state = catalog._Reloading(
             str(tmp_path / "rules"), str(tmp_path / "playbooks"), str(tmp_path / "reload-marker"), interval
         )
@@ -280,14 +275,14 @@ def test_hot_reload_takes_a_good_set_and_refuses_a_broken_one(app, db, rules, ca
     acme = make_account(db)
     path = rules.folder / "rules" / "rules.yml"
     time.sleep(0.02)
-    write(path, DECLINE.replace("<= -20", "<= -10"))
+    write_file(path, DECLINE.replace("<= -20", "<= -10"))
     assert catalog.current() is not first
     second = catalog.current()
     assert second.ruleset.version != first.ruleset.version
     assert fire(db, acme, metrics={"active_users_change_pct_30d": -15}) == [("decline", "launched")]
 
     time.sleep(0.02)
-    write(path, DECLINE.replace("metrics.active_users_change_pct_30d", "metrics.nope"))
+    write_file(path, DECLINE.replace("metrics.active_users_change_pct_30d", "metrics.nope"))
     assert catalog.current() is second  # refused: the last good set keeps running
     error, _ = catalog.reload_error(app)
     assert f"{path}:4:9: condition: unknown metric 'nope'" in error
@@ -295,7 +290,7 @@ def test_hot_reload_takes_a_good_set_and_refuses_a_broken_one(app, db, rules, ca
     assert fire(db, make_account(db, "globex"), metrics=DOWN) == [("decline", "launched")]
 
     time.sleep(0.02)
-    write(path, DECLINE)
+    write_file(path, DECLINE)
     assert catalog.current().ruleset.version == first.ruleset.version and catalog.reload_error(app) == (None, None)
 
 
@@ -303,7 +298,7 @@ def test_flask_rules_commands(app, db, rules, tmp_path):
     rules(DECLINE)
     runner = app.test_cli_runner()
     good = tmp_path / "candidate"
-    write(
+    write_file(
         good / "r.yml",
         """
         rules:
@@ -325,7 +320,7 @@ def test_flask_rules_commands(app, db, rules, tmp_path):
         in result.output
     )
 
-    write(
+    write_file(
         good / "r.yml", "rules:\n  - name: decline\n    on: usage.daily\n    if: metrics.x < 1\n    playbook: decline\n"
     )
     result = runner.invoke(args=["rules", "check", "--rules", str(good)])
@@ -390,7 +385,7 @@ def test_backtest_replays_stored_events_without_side_effects(app, db, rules, tmp
     )
     db.session.commit()
     candidate = tmp_path / "candidate"
-    write(
+    write_file(
         candidate / "r.yml",
         """
         rules:
@@ -500,7 +495,7 @@ def test_rules_page_shows_a_refused_reload(app, db, rules):
 
     rules(DECLINE, interval=0.01)
     time.sleep(0.02)
-    write(rules.folder / "rules" / "rules.yml", DECLINE.replace("playbook: decline", "playbook: nope"))
+    write_file(rules.folder / "rules" / "rules.yml", DECLINE.replace("playbook: decline", "playbook: nope"))
     request_started.connect(fresh_g, app)
     try:
         ops = sign_in(app, db, "ops@vendor.example", "csops")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 import threading
 from pathlib import Path
 
@@ -15,19 +14,12 @@ from app.matching.matcher import Matcher
 from app.matching.model import Rule, RuleSet
 from app.playbooks.loader import load_playbooks
 from app.playbooks.model import Playbook
+from tests.helpers import ROOT, write_in
 
-ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = {
     name: Playbook(name=name, steps=(), version="test")
     for name in ("red-action-plan", "green-advocate", "black-save-attempt")
 }
-
-
-def write(folder: Path, name: str, text: str) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return str(path)
 
 
 def load_errors(rules_dir: Path, playbooks=PLAYBOOKS) -> list[str]:
@@ -55,7 +47,7 @@ rules:
 
 
 def test_a_valid_file_loads_into_rules(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "a.yml",
         """
@@ -100,17 +92,17 @@ def test_a_valid_file_loads_into_rules(tmp_path):
 
 
 def test_version_is_a_hash_of_the_files(tmp_path):
-    write(tmp_path, "a.yml", GOOD)
+    write_in(tmp_path, "a.yml", GOOD)
     first = load_rules(str(tmp_path), PLAYBOOKS).version
     assert len(first) == 12 and first == load_rules(str(tmp_path), PLAYBOOKS).version
-    write(tmp_path, "a.yml", GOOD + "    description: changed\n")
+    write_in(tmp_path, "a.yml", GOOD + "    description: changed\n")
     assert load_rules(str(tmp_path), PLAYBOOKS).version != first
 
 
 def test_yaml_and_yml_files_are_read_in_order_other_files_are_not(tmp_path):
-    write(tmp_path, "b.yaml", GOOD.replace("red-action-plan\n    on", "b-rule\n    on"))
-    write(tmp_path, "a.yml", GOOD)
-    write(tmp_path, "notes.txt", "rules: [oops")
+    write_in(tmp_path, "b.yaml", GOOD.replace("red-action-plan\n    on", "b-rule\n    on"))
+    write_in(tmp_path, "a.yml", GOOD)
+    write_in(tmp_path, "notes.txt", "rules: [oops")
     assert [rule.name for rule in load_rules(str(tmp_path), PLAYBOOKS).rules] == ["red-action-plan", "b-rule"]
 
 
@@ -126,7 +118,7 @@ def test_a_missing_folder_is_an_error(tmp_path):
 
 
 def test_unknown_key_suggests_the_right_one(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "a.yml",
         """
@@ -142,14 +134,14 @@ def test_unknown_key_suggests_the_right_one(tmp_path):
 
 
 def test_unknown_top_level_key_and_missing_rules(tmp_path):
-    path = write(tmp_path, "a.yml", "rule:\n  - name: r\n")
+    path = write_in(tmp_path, "a.yml", "rule:\n  - name: r\n")
     errors = load_errors(tmp_path)
     assert has(errors, f"{path}:1:1: unknown key 'rule'", "did you mean 'rules'?")
     assert has(errors, f"{path}:1:1: the file is missing the required key 'rules'")
 
 
 def test_unknown_playbook_lists_the_known_ones(tmp_path):
-    path = write(tmp_path, "a.yml", GOOD.replace("playbook: red-action-plan", "playbook: red-action"))
+    path = write_in(tmp_path, "a.yml", GOOD.replace("playbook: red-action-plan", "playbook: red-action"))
     errors = load_errors(tmp_path)
     assert errors == [
         f"{path}:5:5: unknown playbook 'red-action' (hint: did you mean 'red-action-plan'? "
@@ -158,7 +150,7 @@ def test_unknown_playbook_lists_the_known_ones(tmp_path):
 
 
 def test_unknown_status_in_a_list_points_at_the_item(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "a.yml",
         """
@@ -176,7 +168,7 @@ def test_unknown_status_in_a_list_points_at_the_item(tmp_path):
 
 
 def test_bad_enum_lists_allowed_values(tmp_path):
-    path = write(tmp_path, "a.yml", GOOD.replace("on: health_changed", "on: health_change"))
+    path = write_in(tmp_path, "a.yml", GOOD.replace("on: health_changed", "on: health_change"))
     assert has(
         load_errors(tmp_path),
         f"{path}:3:5: rules[0].on has an unknown value 'health_change'",
@@ -185,7 +177,7 @@ def test_bad_enum_lists_allowed_values(tmp_path):
 
 
 def test_wrong_types(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "a.yml",
         """
@@ -208,15 +200,15 @@ def test_wrong_types(tmp_path):
 
 
 def test_bad_rule_name(tmp_path):
-    path = write(tmp_path, "a.yml", GOOD.replace("name: red-action-plan", "name: Red Plan"))
+    path = write_in(tmp_path, "a.yml", GOOD.replace("name: red-action-plan", "name: Red Plan"))
     assert has(
         load_errors(tmp_path), f"{path}:2:5: rules[0].name 'Red Plan' is not allowed here", "use lower-case letters"
     )
 
 
 def test_duplicate_rule_names_across_files_point_at_the_first(tmp_path):
-    first = write(tmp_path, "a.yml", GOOD)
-    second = write(tmp_path, "b.yml", "# another\n" + GOOD.lstrip())
+    first = write_in(tmp_path, "a.yml", GOOD)
+    second = write_in(tmp_path, "b.yml", "# another\n" + GOOD.lstrip())
     assert load_errors(tmp_path) == [
         f"{second}:3:5: rule name 'red-action-plan' is used twice "
         f"(hint: first defined at {first}:2; rename one of them)"
@@ -224,27 +216,27 @@ def test_duplicate_rule_names_across_files_point_at_the_first(tmp_path):
 
 
 def test_duplicate_key_in_a_mapping(tmp_path):
-    path = write(tmp_path, "a.yml", GOOD + "    to: black\n")
+    path = write_in(tmp_path, "a.yml", GOOD + "    to: black\n")
     assert has(load_errors(tmp_path), f"{path}:6:5: duplicate key 'to'", "already set on line 4")
 
 
 def test_yaml_syntax_error_has_its_line(tmp_path):
-    path = write(tmp_path, "a.yml", "rules:\n  - name: r\n    on: [health_changed\n")
+    path = write_in(tmp_path, "a.yml", "rules:\n  - name: r\n    on: [health_changed\n")
     errors = load_errors(tmp_path)
     assert len(errors) == 1 and errors[0].startswith(f"{path}:4:1: YAML syntax error")
 
 
 def test_yaml_tabs_get_a_hint(tmp_path):
-    path = write(tmp_path, "a.yml", "rules:\n\t- name: r\n")
+    path = write_in(tmp_path, "a.yml", "rules:\n\t- name: r\n")
     assert has(load_errors(tmp_path), f"{path}:2:1: YAML syntax error", "indent with spaces, not tabs")
 
 
 def test_all_errors_of_all_files_are_reported(tmp_path):
-    a = write(tmp_path, "a.yml", "rules: [oops\n")
-    b = write(
+    a = write_in(tmp_path, "a.yml", "rules: [oops\n")
+    b = write_in(
         tmp_path, "b.yml", GOOD.replace("to: red", "to: rouge").replace("playbook: red-action-plan", "playbook: nope")
     )
-    c = write(tmp_path, "c.yml", GOOD.replace("red-action-plan\n    on", "c\n    on").replace("on:", "onn:"))
+    c = write_in(tmp_path, "c.yml", GOOD.replace("red-action-plan\n    on", "c\n    on").replace("on:", "onn:"))
     errors = load_errors(tmp_path)
     assert {error.split(":")[0] for error in errors} == {a, b, c}
     assert has(errors, f"{b}:4:5: unknown health status 'rouge'") and has(errors, f"{b}:5:5: unknown playbook")
@@ -252,7 +244,7 @@ def test_all_errors_of_all_files_are_reported(tmp_path):
 
 
 def test_bad_sample_tests_are_errors(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "a.yml",
         GOOD
@@ -270,7 +262,7 @@ def test_bad_sample_tests_are_errors(tmp_path):
 
 
 def test_yes_no_and_on_are_strings_and_dates_stay_text(tmp_path):
-    write(tmp_path, "a.yml", GOOD + "    params: {answer: yes, since: 2026-01-31}\n")
+    write_in(tmp_path, "a.yml", GOOD + "    params: {answer: yes, since: 2026-01-31}\n")
     rule = load_rules(str(tmp_path), PLAYBOOKS).rules[0]
     assert rule.trigger == "health_changed"  # YAML 1.1 would have read `on:` as True
     assert rule.params == {"answer": "yes", "since": "2026-01-31"}
@@ -280,7 +272,7 @@ def test_yes_no_and_on_are_strings_and_dates_stay_text(tmp_path):
 
 
 def test_load_rule_tests(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "a.yml",
         GOOD
@@ -308,7 +300,7 @@ def test_load_rule_tests(tmp_path):
 
 
 def test_failing_samples_are_reported_at_their_line(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "a.yml",
         GOOD

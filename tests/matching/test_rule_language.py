@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import itertools
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,12 @@ from app.matching.matcher import Matcher
 from app.matching.model import Rule, RuleSet
 from app.playbooks.loader import load_playbooks
 from app.playbooks.model import Playbook
+from tests.helpers import ROOT, write_in
 
-ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = {
     name: Playbook(name=name, steps=(), version="test")
     for name in ("usage-decline", "red-action-plan", "monthly-check-in")
 }
-
-
-def write(folder: Path, name: str, text: str) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return str(path)
 
 
 def errors_of(folder: Path) -> list[str]:
@@ -180,7 +172,7 @@ def test_contains_on_lists_and_feature_maps():
 
 
 def test_condition_errors_name_file_line_column_and_hint(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "a.yml",
         """
@@ -210,7 +202,7 @@ def test_condition_errors_name_file_line_column_and_hint(tmp_path):
 
 
 def test_schema_errors_for_the_new_keys(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "a.yml",
         """
@@ -246,7 +238,7 @@ def test_schema_errors_for_the_new_keys(tmp_path):
 
 
 def test_params_templates_may_only_use_the_facts(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "a.yml",
         """
@@ -261,7 +253,7 @@ def test_params_templates_may_only_use_the_facts(tmp_path):
 
 
 def test_a_full_rule_loads(tmp_path):
-    write(
+    write_in(
         tmp_path,
         "a.yml",
         """
@@ -303,7 +295,7 @@ def test_a_full_rule_loads(tmp_path):
 
 
 def test_explain_names_the_failing_check_and_its_value(tmp_path):
-    write(
+    write_in(
         tmp_path,
         "a.yml",
         """

@@ -11,15 +11,7 @@ from app.filecheck import FileErrors, content_hash
 from app.playbooks.loader import load_playbooks
 from app.playbooks.model import Step, TaskSpec, When
 from app.templating import ENVIRONMENT
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def write(folder: Path, name: str, text: str) -> str:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return str(path)
+from tests.helpers import ROOT, write_in
 
 
 def load_errors(folder: Path) -> list[str]:
@@ -46,7 +38,7 @@ TASK = """
 
 
 def test_a_valid_file_loads_into_a_playbook(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "p.yml",
         """
@@ -107,9 +99,9 @@ def test_a_valid_file_loads_into_a_playbook(tmp_path):
 
 
 def test_mail_folder_holds_templates_not_playbooks(tmp_path):
-    write(tmp_path, "p.yml", playbook(TASK))
-    write(tmp_path, "mail/notes.yml", "not: a playbook\n")
-    write(tmp_path, "mail/hello.txt", "Subject: Hi\n\nHello {{ contact.name }}\n")
+    write_in(tmp_path, "p.yml", playbook(TASK))
+    write_in(tmp_path, "mail/notes.yml", "not: a playbook\n")
+    write_in(tmp_path, "mail/hello.txt", "Subject: Hi\n\nHello {{ contact.name }}\n")
     assert list(load_playbooks(str(tmp_path))) == ["p"]
 
 
@@ -117,7 +109,7 @@ def test_mail_folder_holds_templates_not_playbooks(tmp_path):
 
 
 def test_unknown_keys_suggest_the_right_one(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "p.yml",
         """
@@ -136,7 +128,7 @@ def test_unknown_keys_suggest_the_right_one(tmp_path):
 
 
 def test_task_and_action_exactly_one(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "p.yml",
         playbook("""
@@ -157,7 +149,7 @@ def test_task_and_action_exactly_one(tmp_path):
 
 
 def test_unknown_action_type_lists_the_registered_ones(tmp_path):
-    path = write(tmp_path, "p.yml", playbook("- {name: a, action: send_mail}"))
+    path = write_in(tmp_path, "p.yml", playbook("- {name: a, action: send_mail}"))
     from app.playbooks.actions import registry
 
     assert has(
@@ -168,7 +160,7 @@ def test_unknown_action_type_lists_the_registered_ones(tmp_path):
 
 
 def test_action_params_are_checked_against_the_action_schema(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "p.yml",
         playbook("""
@@ -197,8 +189,8 @@ def test_action_params_are_checked_against_the_action_schema(tmp_path):
 
 
 def test_send_email_needs_an_existing_template(tmp_path):
-    write(tmp_path, "mail/g2_review.txt", "Subject: Hi\n\nRate us: {{ g2_url }}\n")
-    path = write(tmp_path, "p.yml", playbook("- {name: m, action: send_email, with: {template: g2_reveiw}}"))
+    write_in(tmp_path, "mail/g2_review.txt", "Subject: Hi\n\nRate us: {{ g2_url }}\n")
+    path = write_in(tmp_path, "p.yml", playbook("- {name: m, action: send_email, with: {template: g2_reveiw}}"))
     assert has(
         load_errors(tmp_path),
         f"{path}:3:42: no e-mail template 'g2_reveiw'",
@@ -207,11 +199,11 @@ def test_send_email_needs_an_existing_template(tmp_path):
 
 
 def test_broken_mail_templates_are_reported_at_their_line(tmp_path):
-    write(tmp_path, "p.yml", playbook(TASK))
-    no_subject = write(tmp_path, "mail/a.txt", "Hello\n\nbody\n")
-    no_blank = write(tmp_path, "mail/b.txt", "Subject: x\nbody\n")
-    bad_body = write(tmp_path, "mail/c.txt", "Subject: {{ account.name }}\n\nline one\n{% if x %}\n")
-    bad_name = write(tmp_path, "mail/d.txt", "Subject: ok\n\nHi {{ contcat.name }}\n")
+    write_in(tmp_path, "p.yml", playbook(TASK))
+    no_subject = write_in(tmp_path, "mail/a.txt", "Hello\n\nbody\n")
+    no_blank = write_in(tmp_path, "mail/b.txt", "Subject: x\nbody\n")
+    bad_body = write_in(tmp_path, "mail/c.txt", "Subject: {{ account.name }}\n\nline one\n{% if x %}\n")
+    bad_name = write_in(tmp_path, "mail/d.txt", "Subject: ok\n\nHi {{ contcat.name }}\n")
     errors = load_errors(tmp_path)
     assert has(errors, f"{no_subject}:1:1: the first line must be the subject", "Subject: ...")
     assert has(errors, f"{no_blank}:2:1: the second line must be blank")
@@ -220,7 +212,7 @@ def test_broken_mail_templates_are_reported_at_their_line(tmp_path):
 
 
 def test_after_must_name_earlier_steps(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "p.yml",
         playbook("""
@@ -241,7 +233,7 @@ def test_after_must_name_earlier_steps(tmp_path):
 
 
 def test_when_must_name_an_earlier_task_and_its_outcomes(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "p.yml",
         playbook(
@@ -274,7 +266,7 @@ def test_when_must_name_an_earlier_task_and_its_outcomes(tmp_path):
 
 
 def test_task_fields(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "p.yml",
         playbook("""
@@ -303,7 +295,7 @@ def test_task_fields(tmp_path):
 
 
 def test_bad_assignee(tmp_path):
-    path = write(tmp_path, "p.yml", playbook("- {name: t, task: {title: x, assignee: csmm}}"))
+    path = write_in(tmp_path, "p.yml", playbook("- {name: t, task: {title: x, assignee: csmm}}"))
     assert load_errors(tmp_path) == [
         f"{path}:3:32: unknown assignee 'csmm' (hint: did you mean 'csm'? "
         "use a role: csm, manager, csops, or a person's e-mail address)"
@@ -311,7 +303,7 @@ def test_bad_assignee(tmp_path):
 
 
 def test_template_errors_point_at_the_template_line(tmp_path):
-    path = write(
+    path = write_in(
         tmp_path,
         "p.yml",
         playbook("""
@@ -340,13 +332,13 @@ def test_template_errors_point_at_the_template_line(tmp_path):
 
 
 def test_unquoted_template_gets_a_yaml_hint(tmp_path):
-    path = write(tmp_path, "p.yml", playbook("- name: t\n  task:\n    title: {{ account.name }}\n"))
+    path = write_in(tmp_path, "p.yml", playbook("- name: t\n  task:\n    title: {{ account.name }}\n"))
     assert has(load_errors(tmp_path), f"{path}:5:15: YAML syntax error", 'quote a value that starts with "{{"')
 
 
 def test_duplicate_names(tmp_path):
-    first = write(tmp_path, "a.yml", playbook(TASK))
-    second = write(tmp_path, "b.yml", playbook(TASK + TASK))
+    first = write_in(tmp_path, "a.yml", playbook(TASK))
+    second = write_in(tmp_path, "b.yml", playbook(TASK + TASK))
     errors = load_errors(tmp_path)
     assert errors == [
         f"{second}:1:1: playbook name 'p' is used twice (hint: first defined at {first}:1; rename one of them)",
@@ -355,10 +347,10 @@ def test_duplicate_names(tmp_path):
 
 
 def test_all_errors_of_all_files_are_reported(tmp_path):
-    a = write(tmp_path, "a.yml", "name: a\nsteps: [\n")
-    b = write(tmp_path, "b.yml", "name: b\n")
-    c = write(tmp_path, "c.yml", "")
-    d = write(tmp_path, "d.yml", playbook("- {name: x, task: {title: x, priority: now}}", name="Bad Name"))
+    a = write_in(tmp_path, "a.yml", "name: a\nsteps: [\n")
+    b = write_in(tmp_path, "b.yml", "name: b\n")
+    c = write_in(tmp_path, "c.yml", "")
+    d = write_in(tmp_path, "d.yml", playbook("- {name: x, task: {title: x, priority: now}}", name="Bad Name"))
     errors = load_errors(tmp_path)
     assert has(errors, f"{a}:3:1: YAML syntax error")
     assert has(errors, f"{b}:1:1: the file is missing the required key 'steps'")

@@ -13,7 +13,7 @@ from app.models import PlaybookRun
 from app.models.watchlist import WatchListEntry
 from app.playbooks.calendar import add_business_days
 from app.playbooks.loader import load_playbooks
-from tests.test_playbooks_support import launch_playbook, make_account, receiver, steps_of  # noqa: F401
+from tests.helpers import launch_playbook, make_account, steps_of
 
 HOOKS = """
 name: hooks
@@ -39,7 +39,7 @@ steps:
 
 def hooks_playbook(tmp_path, text=HOOKS, also=()):
     """Load a test playbook (with copies of the named real playbooks it refers to)."""
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     for name in also:
         (tmp_path / f"{name}.yml").write_text((ROOT / "playbooks" / f"{name}.yml").read_text())

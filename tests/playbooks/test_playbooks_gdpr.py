@@ -11,8 +11,7 @@ from app.intake.signatures import verify
 from app.models import Account, AuditEntry, Contact, ErasureRecord, Event, MailLog, PlaybookRun, Task
 from app.models.comment import TaskComment
 from app.playbooks.tasks import comment_task, complete_task
-from tests.conftest import health_webhook
-from tests.test_playbooks_support import receiver, steps_of  # noqa: F401
+from tests.helpers import health_webhook, steps_of
 
 
 def black_and_lost(db, post_webhook, run_jobs):

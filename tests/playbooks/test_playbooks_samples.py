@@ -13,8 +13,7 @@ from app.models import MailLog, PlaybookRun, Task
 from app.models.watchlist import WatchListEntry
 from app.playbooks.cli import playbooks as playbooks_cli
 from app.playbooks.loader import load_playbooks
-from tests.conftest import ROOT
-from tests.test_playbooks_support import launch_playbook, make_account, steps_of  # noqa: F401
+from tests.helpers import ROOT, launch_playbook, make_account, steps_of
 
 
 def usage_event(db, type_, properties, external_id="evt-1"):

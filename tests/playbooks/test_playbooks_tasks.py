@@ -12,8 +12,7 @@ from app.models.comment import TaskComment
 from app.models.types import utcnow
 from app.playbooks.lifecycle import cancel_run
 from app.playbooks.tasks import TaskError, comment_task, complete_task, reassign_task, snooze_task
-from tests.conftest import health_webhook
-from tests.test_playbooks_support import launch_playbook, make_account, steps_of
+from tests.helpers import health_webhook, launch_playbook, make_account, steps_of
 
 
 def audits(db, action):

@@ -215,7 +215,7 @@ def test_a_lasting_disagreement_between_crm_and_score_asks_the_csm_to_review(cli
 
     from app.models import Task
     from app.signals.review import review_disagreements
-    from tests.conftest import health_webhook
+    from tests.helpers import health_webhook
 
     post_webhook(health_webhook(account_id="rev", to="green", occurred_at="2026-09-01T00:00:00Z"))
     send(client, auth, [daily("rev", d, 100 if d < 30 else 35) for d in range(75)])
@@ -235,7 +235,7 @@ def test_scorecards_are_reloaded_when_their_files_change_and_a_broken_change_is_
     import time as clock
 
     from app.signals import scores
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     folder = tmp_path / "cards"
     shutil.copytree(ROOT / "scorecards", folder)

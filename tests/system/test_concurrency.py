@@ -8,7 +8,7 @@ import threading
 from sqlalchemy import func, select
 
 from app.models import Event, PlaybookRun
-from tests.conftest import health_webhook, signed_headers
+from tests.helpers import health_webhook, signed_headers
 
 
 def in_threads(count: int, target) -> list:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
+
 sys.path.insert(0, str(ROOT / "tools"))
 
 import import_graph  # noqa: E402  (tools/ is not a package)

@@ -7,7 +7,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_migrations_have_a_single_head():

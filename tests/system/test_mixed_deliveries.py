@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from app.models import Account, Event, HealthChange, PlaybookRun, RuleFiring, Task
 from app.models.usage import DailyUsage
-from tests.conftest import ROOT, TEST_SECRET, TEST_TOKEN, signed_headers, unprocessed
+from tests.helpers import ROOT, TEST_SECRET, TEST_TOKEN, signed_headers, unprocessed
 
 SEED = 20261125
 ACCOUNTS, DAYS = 160, 42
@@ -683,7 +683,7 @@ class Model:
 @pytest.fixture
 def no_rate_limits(app):
     """10,000 deliveries from one address in a minute are over the limits by design; the limits
-    themselves are tested in test_webhook_intake.py."""
+    themselves are tested in tests/intake/test_webhook_intake.py."""
     app.config["RATE_LIMITS_ENABLED"] = False
     yield
     app.config["RATE_LIMITS_ENABLED"] = True

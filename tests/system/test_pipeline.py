@@ -25,7 +25,7 @@ from app.models import (
     RunStep,
     Task,
 )
-from tests.conftest import ROOT, free_port, health_webhook, signed_headers, unprocessed
+from tests.helpers import ROOT, free_port, health_webhook, signed_headers, unprocessed
 
 
 def tasks_of(db, account_id="acme"):

@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 
 from app.models import Event, HealthChange, MailLog, PlaybookRun, RuleFiring, RunStep, Task
 from app.models.usage import DailyUsage
-from tests.conftest import ROOT, TEST_TOKEN, free_port, health_webhook, signed_headers
+from tests.helpers import ROOT, TEST_TOKEN, free_port, health_webhook, signed_headers
 
 STATUSES = ("red", "yellow", "green", "black")
 HEALTH_ACCOUNTS = 200  # 400 deliveries: each webhook to both web processes

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from app.models import Event, PlaybookRun, RuleFiring, Task
 from app.redis_conn import parse_sentinel_url
-from tests.conftest import ROOT, free_port, health_webhook, signed_headers
+from tests.helpers import ROOT, free_port, health_webhook, signed_headers
 
 MASTER_NAME = "triage"
 

@@ -23,8 +23,7 @@ import requests
 
 from app.admin.cli import create_token
 from app.models import User
-from tests.conftest import ROOT, TEST_SECRET, TEST_TOKEN, free_port, health_webhook, signed_headers
-from tests.test_admin import ANA, PASSWORD, team
+from tests.helpers import ANA, PASSWORD, ROOT, TEST_SECRET, TEST_TOKEN, free_port, health_webhook, signed_headers, team
 
 WRONG_PASSWORD = "Tr0ub4dor&3-wrong"
 WRONG_SERVICE_TOKEN = "wrong-service-token-9f8e7d"

@@ -17,7 +17,7 @@ import redis
 import requests
 from rq import Worker
 
-from tests.conftest import ROOT, free_port, health_webhook, signed_headers
+from tests.helpers import ROOT, free_port, health_webhook, signed_headers
 
 # Set by the test session for the in-process app; `make run` must find its own defaults.
 NOT_INHERITED = (

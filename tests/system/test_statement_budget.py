@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from app.intake.store import store_event
 from app.models import Account, Task
-from tests.conftest import health_webhook
+from tests.helpers import health_webhook
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

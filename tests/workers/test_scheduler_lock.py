@@ -11,7 +11,7 @@ import time
 import pytest
 
 from app.jobs import MAINTENANCE, queue
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from workers import scheduler
 
 

@@ -15,7 +15,7 @@ from app.intake.store import store_event
 from app.jobs import EVENTS, event_job_id, queue
 from app.models import Event
 from app.sweeper import MAX_SWEEPS
-from tests.conftest import health_webhook, unprocessed
+from tests.helpers import health_webhook, unprocessed
 from workers.maintenance import sweep
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)

@@ -16,8 +16,7 @@ from sqlalchemy import select
 
 from app.models import PlaybookRun, RunStep
 from app.playbooks.loader import load_playbooks
-from tests.conftest import ROOT
-from tests.test_playbooks_support import launch_playbook, make_account, receiver, steps_of  # noqa: F401
+from tests.helpers import ROOT, launch_playbook, make_account, steps_of
 from workers.maintenance import recover_lost_steps
 
 SLOW = """name: slow-hook

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.models import AuditEntry, Event, MailLog, Task, User
 from app.models.types import utcnow
 from app.playbooks.tasks import snooze_task
-from tests.test_playbooks_support import launch_playbook, make_account  # noqa: F401
+from tests.helpers import launch_playbook, make_account
 from workers.maintenance import check_gdpr_deadlines, check_tasks
 from workers.periodic import PERIODIC
 
@@ -115,7 +115,7 @@ def test_the_scheduler_process_enqueues_the_periodic_jobs(db, test_env):
 
     from app.jobs import MAINTENANCE, queue
     from app.redis_conn import get_redis
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     process = subprocess.Popen(
         [sys.executable, "-m", "workers.scheduler"],
