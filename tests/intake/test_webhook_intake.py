@@ -148,7 +148,7 @@ def test_text_and_times_the_database_cannot_hold_are_400_and_store_nothing(clien
         assert response.status_code == 400, (what, response.status_code, response.get_json())
         assert "error" in response.get_json(), what
     for literal in (b"NaN", b"Infinity", b"1e400"):
-        body = json.dumps(health_webhook()).replace('"reason"', '"score": {}, "reason"'.format(literal.decode()), 1).encode()
+        body = json.dumps(health_webhook()).replace('"reason"', f'"score": {literal.decode()}, "reason"', 1).encode()
         response = client.post("/webhooks/crm", data=body, headers=signed_headers(body))
         assert response.status_code == 400, (literal, response.status_code)
     assert db.session.scalar(select(func.count(Event.id))) == 0

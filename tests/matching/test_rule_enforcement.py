@@ -360,7 +360,7 @@ def test_flask_rules_commands(app, db, rules, tmp_path):
 
 def test_backtest_replays_stored_events_without_side_effects(app, db, rules, tmp_path):
     rules(DECLINE)  # the live rules: a 20% decline
-    acme = make_account(db)
+    make_account(db)
     for day in range(0, 50, 5):  # one stored usage event every 5 days
         event = Event(
             source="api",

@@ -170,7 +170,8 @@ def test_a_broken_scorecard_is_reported_with_file_and_line(tmp_path):
     from app.signals.scorecards import load_scorecards
 
     (tmp_path / "cards.yml").write_text(
-        "scorecards:\n  - name: x\n    indicators:\n      - {metric: active_users, weight: 1, points: [[0, 0], [1, 100]]}\n"
+        "scorecards:\n  - name: x\n    indicators:\n"
+        "      - {metric: active_users, weight: 1, points: [[0, 0], [1, 100]]}\n"
         "    bands: {green: 70, red: 0}\n"
     )
     with pytest.raises(FileErrors) as error:

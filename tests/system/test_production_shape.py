@@ -47,15 +47,15 @@ class Stack:
         self.folder, self.env, self.processes = folder, env, {}
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
-        log = open(self.folder / f"{name}.log", "w")
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.folder / f"{name}.log", "w") as log:  # the child keeps its own descriptor
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, *args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self.processes[name]
 
     def logs(self, *names: str) -> str:
@@ -158,7 +158,7 @@ def test_two_web_processes_three_workers_two_schedulers_process_everything_once(
         schedulers = [stack.start(f"scheduler{index}", "-m", "workers.scheduler") for index in range(2)]
 
         for port in ports:
-            wait_until(lambda: _healthy(port), 60, lambda: f"web on {port}\n{stack.logs()}")
+            wait_until(lambda port=port: _healthy(port), 60, lambda port=port: f"web on {port}\n{stack.logs()}")
         # One scheduler took the lock and enqueued the first round; the workers ran it before any
         # account exists (so the monthly check-in of that round launches nothing).
         wait_until(
@@ -209,7 +209,8 @@ def test_two_web_processes_three_workers_two_schedulers_process_everything_once(
         for job in PERIODIC:
             history = connection.zrange(get_cron_job_history_key(job["name"]), 0, -1, withscores=True)
             times = sorted(score for _, score in history)
-            assert all(b - a >= job["interval"] - 0.5 for a, b in zip(times, times[1:], strict=False)), (job["name"], times)
+            gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+            assert all(gap >= job["interval"] - 0.5 for gap in gaps), (job["name"], times)
             assert len(times) <= (time.time() - times[0]) // job["interval"] + 1, (job["name"], times)
             statuses = {Job.fetch(job_id.decode(), connection=connection).get_status() for job_id, _ in history}
             # Finished, or enqueued by the tick that came after the stream settled; never failed.

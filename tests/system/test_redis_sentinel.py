@@ -81,10 +81,10 @@ class SentinelSetup:
             f"sentinel down-after-milliseconds {MASTER_NAME} 500\n"
             f"sentinel failover-timeout {MASTER_NAME} 5000\n"
         )
-        log = open(self.folder / "sentinel.log", "w")
-        self.processes[self.sentinel] = subprocess.Popen(
-            [self.binary, str(config), "--sentinel"], stdout=log, stderr=subprocess.STDOUT
-        )
+        with open(self.folder / "sentinel.log", "w") as log:  # the child keeps its own descriptor
+            self.processes[self.sentinel] = subprocess.Popen(
+                [self.binary, str(config), "--sentinel"], stdout=log, stderr=subprocess.STDOUT
+            )
         self._wait(self._sentinel_ready, "the Sentinel did not see the master and its replica", "sentinel.log")
 
     def _wait(self, ready, what: str, logs: str) -> None:
@@ -102,25 +102,25 @@ class SentinelSetup:
             time.sleep(0.1)
 
     def _server(self, port: int, *extra: str) -> None:
-        log = open(self.folder / f"redis-{port}.log", "w")
-        self.processes[port] = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.folder),
-                *extra,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.folder / f"redis-{port}.log", "w") as log:  # the child keeps its own descriptor
+            self.processes[port] = subprocess.Popen(
+                [
+                    self.binary,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.folder),
+                    *extra,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def _replica_in_sync(self) -> bool:
         try:

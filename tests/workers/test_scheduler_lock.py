@@ -61,10 +61,14 @@ def test_the_process_releases_its_lock_when_stopped_and_a_second_one_takes_over(
     connection = get_redis()
 
     def start(name):
-        log = open(tmp_path / f"{name}.log", "w")
-        return subprocess.Popen(
-            [sys.executable, "-m", "workers.scheduler"], cwd=ROOT, env=test_env, stdout=log, stderr=subprocess.STDOUT
-        )
+        with open(tmp_path / f"{name}.log", "w") as log:  # the child keeps its own descriptor
+            return subprocess.Popen(
+                [sys.executable, "-m", "workers.scheduler"],
+                cwd=ROOT,
+                env=test_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def holder(timeout=30):
         deadline = time.monotonic() + timeout
