@@ -1,5 +1,7 @@
 """Extension objects, created unbound and attached in the app factory."""
 
+from typing import TYPE_CHECKING
+
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -22,6 +24,17 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The models' base class. At run time it is `db.Model`, which Flask-SQLAlchemy builds from Base
+# and its own Model (the `query` property, bind keys); a type checker cannot use a class held in
+# an attribute as a base, so it is told what that class is made of.
+if TYPE_CHECKING:
+    from flask_sqlalchemy.model import Model as _FlaskSQLAlchemyModel
+
+    class Model(_FlaskSQLAlchemyModel, Base):
+        __abstract__ = True
+else:
+    Model = db.Model
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

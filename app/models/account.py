@@ -8,13 +8,13 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 HEALTH_STATUSES = ("green", "yellow", "red", "black")
 
 
-class Account(db.Model):
+class Account(Model):
     __tablename__ = "accounts"
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)  # the CRM's id
@@ -43,7 +43,7 @@ class Account(db.Model):
         return self.name or self.id
 
 
-class Contact(db.Model):
+class Contact(Model):
     """A person at the customer: personal data, erased by off-boarding."""
 
     __tablename__ = "contacts"
@@ -57,7 +57,7 @@ class Contact(db.Model):
     account: Mapped[Account] = relationship(back_populates="contacts")
 
 
-class HealthChange(db.Model):
+class HealthChange(Model):
     """One status change, as the server saw it (`previous`) and as the CRM claimed (`crm_from`)."""
 
     __tablename__ = "health_changes"

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class TaskComment(db.Model):
+class TaskComment(Model):
     __tablename__ = "task_comments"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import JSONType, UTCDateTime, utcnow
 
 
-class ErasureRecord(db.Model):
+class ErasureRecord(Model):
     __tablename__ = "erasure_records"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import JSONType, UTCDateTime, utcnow
 
 
-class Event(db.Model):
+class Event(Model):
     """A raw event, committed before the sender gets its 202.
 
     `(source, external_id)` is the idempotency key: the `webhook-id` for CRM

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class MailLog(db.Model):
+class MailLog(Model):
     __tablename__ = "mail_log"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import JSONType, UTCDateTime, utcnow
 
 
-class RuleFiring(db.Model):
+class RuleFiring(Model):
     __tablename__ = "rule_firings"
     # One firing per rule per event: processing an event twice launches nothing twice.
     __table_args__ = (

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class RuleState(db.Model):
+class RuleState(Model):
     """One row per rule that was ever toggled or braked; no row means "as the file says".
 
     `enabled` overrides the file's `enabled:` when set. `paused_at` is set by the brake

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import JSONType, UTCDateTime, utcnow
 
 RUN_STATUSES = ("running", "waiting", "completed", "failed", "cancelled")
@@ -16,7 +16,7 @@ STEP_STATUSES = ("pending", "queued", "running", "succeeded", "failed", "skipped
 TERMINAL_STEP = ("succeeded", "failed", "skipped", "done", "cancelled")
 
 
-class PlaybookRun(db.Model):
+class PlaybookRun(Model):
     __tablename__ = "playbook_runs"
     __table_args__ = (Index("ix_playbook_runs_account_status", "account_id", "status"),)
 
@@ -42,7 +42,7 @@ class PlaybookRun(db.Model):
     )
 
 
-class RunStep(db.Model):
+class RunStep(Model):
     __tablename__ = "run_steps"
     __table_args__ = (UniqueConstraint("run_id", "name", name="uq_run_steps_run_name"),)
 

@@ -7,11 +7,11 @@ from datetime import date, datetime
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import JSONType, UTCDateTime
 
 
-class HealthScore(db.Model):
+class HealthScore(Model):
     __tablename__ = "health_scores"
     __table_args__ = (UniqueConstraint("account_id", "day", name="uq_health_scores_account_day"),)
 

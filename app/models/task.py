@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, case
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, Text, case
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import JSONType, UTCDateTime, utcnow
 
 PRIORITIES = ("urgent", "high", "normal", "low")
 TASK_STATUSES = ("open", "snoozed", "done", "cancelled")
 
 
-class Task(db.Model):
+class Task(Model):
     __tablename__ = "tasks"
     __table_args__ = (
         Index("ix_tasks_assignee_status", "assignee", "status"),
@@ -58,7 +59,7 @@ class Task(db.Model):
     )
 
     @staticmethod
-    def urgency_order():
+    def urgency_order() -> tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...]:
         """ORDER BY for 'most urgent first': priority, then due date, then age."""
         rank = case({p: i for i, p in enumerate(PRIORITIES)}, value=Task.priority, else_=len(PRIORITIES))
         return (rank, Task.due_at.is_(None), Task.due_at, Task.created_at, Task.id)

@@ -11,11 +11,11 @@ from datetime import date, datetime
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import JSONType, UTCDateTime
 
 
-class DailyUsage(db.Model):
+class DailyUsage(Model):
     __tablename__ = "daily_usage"
     __table_args__ = (UniqueConstraint("account_id", "day", name="uq_daily_usage_account_day"),)
 
@@ -35,7 +35,7 @@ class DailyUsage(db.Model):
     sentiment_count: Mapped[int] = mapped_column(default=0)
 
 
-class FeatureUse(db.Model):
+class FeatureUse(Model):
     """When an account first used a feature: 'first use of a feature' is a rule trigger."""
 
     __tablename__ = "feature_uses"

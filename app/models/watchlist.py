@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class WatchListEntry(db.Model):
+class WatchListEntry(Model):
     """An account on a named list; removing it sets `removed_at` (the history stays)."""
 
     __tablename__ = "watch_list_entries"
