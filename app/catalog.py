@@ -20,8 +20,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 from flask import Flask, current_app
+from werkzeug.local import LocalProxy
 
 from app.filecheck import FileErrors
 from app.matching.loader import load_rules
@@ -65,7 +67,7 @@ def load_catalog(rules_dir: str, playbooks_dir: str) -> Catalog:
 
 def files_signature(*folders: str) -> tuple:
     """Cheap change detection: (path, size, mtime) of every file in the folders (one level)."""
-    found = []
+    found: list[tuple[str, int | None] | tuple[str, int, int]] = []
     for folder in folders:
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
@@ -117,7 +119,7 @@ def _signature(state: _Reloading) -> tuple:
 
 def current() -> Catalog:
     """The live catalog (reloaded first if its files changed; cheap when they did not)."""
-    app = current_app._get_current_object()
+    app = cast("LocalProxy[Flask]", current_app)._get_current_object()  # Flask types the proxy as the app
     refresh(app)
     return app.extensions["triage_catalog"]
 

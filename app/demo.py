@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -185,7 +186,7 @@ def load_portfolio(accounts: int = 240, seed: int = 7) -> int:
             changes.append((recent, rng.choice(NEXT[changes[-1][1]] + ["red"])))
         for change, (at, status) in enumerate(changes):
             at = at.replace(microsecond=0)  # the event's time is the payload's, to the second
-            payload = {
+            payload: dict[str, Any] = {
                 "type": "account.health_changed",
                 "occurred_at": _iso(at),
                 "account": account,
@@ -270,6 +271,7 @@ def _usage_history(rng: random.Random, now: datetime) -> None:
     band_changes = []
     for account_id in history:
         account = db.session.get(Account, account_id)
+        assert account is not None  # created above
         for back in list(range(USAGE_DAYS - 60, 0, -14)) + [0]:
             at = now - timedelta(days=back)
             change = recompute(account, at, metrics_for(account_id, at))
@@ -296,13 +298,14 @@ def _age_and_work_tasks(rng: random.Random, now: datetime) -> None:
         if task.due_at:
             task.due_at -= shift
     for run in db.session.execute(select(PlaybookRun).where(PlaybookRun.triggered_at.is_not(None))).scalars():
+        assert run.triggered_at is not None  # the query takes only triggered runs
         shift = run.started_at - run.triggered_at
         run.started_at = run.triggered_at
         for step in run.steps:
             if step.due_at:
                 step.due_at -= shift
     db.session.commit()
-    for task, run in tasks:
+    for task, _run in tasks:
         age = now - task.created_at
         if task.status != "open" or age < timedelta(days=rng.randint(3, 30)):
             continue
@@ -377,7 +380,7 @@ def _work_open_tasks(rng: random.Random, now: datetime) -> None:
         elif 0.45 <= roll < 0.48 and task.assignee_role != "manager":
             team = next((t for email, _, t in CSMS if email == task.assignee), 0)
             other = rng.choice([c for c in colleagues[team] if c != task.assignee] or [task.assignee])
-            if other != task.assignee:
+            if other is not None and other != task.assignee:
                 services.reassign_task(task.id, other, actor)
 
 

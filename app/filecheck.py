@@ -104,10 +104,13 @@ class _PyLoader(yaml.SafeLoader):
 # The same with libyaml's parser when present: the pure-Python one made a reload take
 # ~300 ms. Its syntax errors say less, so a file that does not parse is read again by
 # _PyLoader for the message.
-_Loader = type("_Loader", (yaml.CSafeLoader,), {}) if getattr(yaml, "__with_libyaml__", False) else _PyLoader
+_Loader: type[yaml.SafeLoader | yaml.CSafeLoader] = (
+    type("_Loader", (yaml.CSafeLoader,), {}) if getattr(yaml, "__with_libyaml__", False) else _PyLoader
+)
 
 _BOOL, _TIMESTAMP = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"
-for _cls in {_PyLoader, _Loader}:
+_LOADERS: set[type[yaml.SafeLoader | yaml.CSafeLoader]] = {_PyLoader, _Loader}  # one class without libyaml
+for _cls in _LOADERS:
     _cls.yaml_implicit_resolvers = {
         first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _TIMESTAMP)]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -153,19 +156,19 @@ def read_yaml(path: str) -> YamlFile:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except UnicodeDecodeError as exc:
-        raise FileErrors([FileError(path, 1, 1, f"not UTF-8 text ({exc.reason})", "save the file as UTF-8")])
+        raise FileErrors([FileError(path, 1, 1, f"not UTF-8 text ({exc.reason})", "save the file as UTF-8")]) from None
     try:
         return _parse(_Loader, path, text)
     except yaml.MarkedYAMLError as exc:
         if _Loader is _PyLoader:
-            raise FileErrors([_syntax_error(path, exc)])
+            raise FileErrors([_syntax_error(path, exc)]) from None
         fast_error = exc  # `exc` is unbound after its except block; the last line needs it
     try:
         return _parse(_PyLoader, path, text)
     except yaml.MarkedYAMLError as exc:
-        raise FileErrors([_syntax_error(path, exc)])
+        raise FileErrors([_syntax_error(path, exc)]) from None
     except yaml.YAMLError as exc:
-        raise FileErrors([FileError(path, 1, 1, f"YAML error: {exc}", "check the file is valid YAML")])
+        raise FileErrors([FileError(path, 1, 1, f"YAML error: {exc}", "check the file is valid YAML")]) from None
     raise FileErrors([_syntax_error(path, fast_error)])  # only libyaml refused it
 
 
@@ -181,12 +184,14 @@ def _parse(loader_class, path: str, text: str) -> YamlFile:
     except yaml.MarkedYAMLError:
         raise
     except yaml.YAMLError as exc:
-        raise FileErrors([FileError(path, 1, 1, f"YAML error: {exc}", "check the file is valid YAML")])
+        raise FileErrors([FileError(path, 1, 1, f"YAML error: {exc}", "check the file is valid YAML")]) from None
     finally:
         loader.dispose()
 
 
-def _record(loader: _Loader, node: yaml.Node, path: Path, doc: YamlFile, active: set) -> None:
+def _record(
+    loader: yaml.SafeLoader | yaml.CSafeLoader, node: yaml.Node, path: Path, doc: YamlFile, active: set
+) -> None:
     # Walked before construction: construction rewrites merge keys (<<) in place.
     if id(node) in active:  # a recursive alias; nothing more to record
         return

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from flask import Flask, current_app
 from rq import Queue, Retry, SimpleWorker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from app.redis_conn import get_redis
 
@@ -170,7 +171,7 @@ def forget_started(job_id: str) -> None:
 AFTER_COMMIT_KEY = "triage_after_commit"
 
 
-def after_commit(session: Session, kind: str, ident: int, timeout: int | None = None) -> None:
+def after_commit(session: Session | scoped_session[Any], kind: str, ident: int, timeout: int | None = None) -> None:
     """Enqueue job `kind` for `ident` once the session commits; `timeout` in seconds (None: default)."""
     session.info.setdefault(AFTER_COMMIT_KEY, []).append((kind, ident, timeout))
 

@@ -61,7 +61,7 @@ def process_batch(event_ids: list[int]) -> dict:
 def process_one(event_id: int) -> str:
     # The claim and the read in one statement: the row comes back only if it was unprocessed.
     event = db.session.execute(CLAIM, {"event_id": event_id, "now": utcnow()}).scalars().first()
-    follow_ups: list[Event] = []  # internal events this one caused (a score band change)
+    follow_ups: list[Event | None] = []  # internal events this one caused (a score band change)
     if event is not None:
         if event.source in CRM_SOURCES and event.type in CRM_TYPES:
             outcome = apply_crm_event(event)
@@ -70,9 +70,9 @@ def process_one(event_id: int) -> str:
     else:
         outcome = "already processed"
     db.session.commit()
-    follow_ups = [follow_up for follow_up in follow_ups if follow_up is not None]  # None: seen before
-    if follow_ups:
-        enqueue_process_events([follow_up.id for follow_up in follow_ups])  # the sweeper covers a failure
+    stored = [follow_up.id for follow_up in follow_ups if follow_up is not None]  # None: seen before
+    if stored:
+        enqueue_process_events(stored)  # the sweeper covers a failure
     return outcome
 
 
@@ -112,7 +112,7 @@ def apply_crm_event(event: Event) -> str:
     return f"{len(enforce(facts, event, account, runs))} rule(s) fired"
 
 
-def apply_signal_event(event: Event, follow_ups: list[Event]) -> str:
+def apply_signal_event(event: Event, follow_ups: list[Event | None]) -> str:
     """A usage, feedback, support, custom or internal event: rollups and score first, then the rules."""
     account = lock_account(event.account_id)
     properties = (event.payload or {}).get("properties") or {}

@@ -19,6 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
@@ -129,7 +130,7 @@ class SentinelSettings:
 
 
 def is_sentinel_url(url: str | None) -> bool:
-    return bool(url) and url.split("://", 1)[0].lower() == SENTINEL_SCHEME
+    return url is not None and url.split("://", 1)[0].lower() == SENTINEL_SCHEME
 
 
 def parse_sentinel_url(url: str) -> SentinelSettings:
@@ -193,7 +194,7 @@ class SentinelConnection(redis.sentinel.SentinelManagedConnection):
     "Wrong number of response items". PubSub still passes False explicitly.
     """
 
-    def read_response(self, disable_decoding=False, *, disconnect_on_error=True, **kwargs):
+    def read_response(self, disable_decoding=False, *, disconnect_on_error=True, **kwargs) -> Any:
         return super().read_response(disable_decoding, disconnect_on_error=disconnect_on_error, **kwargs)
 
 

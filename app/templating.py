@@ -5,6 +5,7 @@ runner and the enforcer render with it."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
@@ -25,7 +26,7 @@ def render(template: str, context: dict) -> str:
     return _compiled(template).render(**context)
 
 
-def render_params(params, context: dict):
+def render_params(params: Any, context: dict) -> Any:
     """Render every string inside an action's `with:` parameters."""
     if isinstance(params, str):
         return render(params, context)

@@ -98,14 +98,16 @@ class Field:
         return None
 
     def marshmallow(self) -> fields.Field:
-        options = {"required": self.required}
+        required = self.required
         if self.kind == "int":
-            return fields.Integer(strict=True, validate=validate.Range(min=self.minimum, max=self.maximum), **options)
+            return fields.Integer(
+                strict=True, validate=validate.Range(min=self.minimum, max=self.maximum), required=required
+            )
         if self.kind == "enum":
-            return fields.String(validate=validate.OneOf(self.choices), **options)
+            return fields.String(validate=validate.OneOf(self.choices), required=required)
         if self.kind == "counts":
-            return fields.Dict(keys=fields.String(), values=fields.Integer(strict=True), **options)
-        return fields.String(validate=validate.Length(max=self.max_length), **options)
+            return fields.Dict(keys=fields.String(), values=fields.Integer(strict=True), required=required)
+        return fields.String(validate=validate.Length(max=self.max_length), required=required)
 
 
 # Counts go into the daily rollups' integer columns: a larger one would be accepted (202) and

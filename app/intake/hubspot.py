@@ -13,7 +13,7 @@ import hmac
 import time
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.errors import ApiError
 from app.intake.request_body import parse_json, raw_body
@@ -48,7 +48,7 @@ def verify(secret: str | None, body: bytes) -> None:
 
 
 @bp.post("/hubspot")
-def hubspot_webhook():
+def hubspot_webhook() -> tuple[Response, int]:
     body = raw_body("application/json")
     verify(current_app.config.get("HUBSPOT_CLIENT_SECRET"), body)
     payload = parse_json(body)

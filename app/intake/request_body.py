@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from flask import current_app, request
 
@@ -20,7 +21,7 @@ def raw_body(*content_types: str) -> bytes:
     return request.get_data(cache=True)  # raises 413 for chunked bodies over the limit
 
 
-def parse_json(body: bytes, storable: bool = True):
+def parse_json(body: bytes, storable: bool = True) -> Any:
     """The JSON body; 400 unless it is UTF-8 JSON. With `storable`, also 400 for what the
     database cannot keep anywhere in it (NUL, lone surrogates, NaN or Infinity: see
     event_validation.json_problem), so no endpoint answers a sender's mistake with a 5xx.

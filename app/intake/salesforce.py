@@ -31,7 +31,7 @@ ACK = (
 
 
 @bp.post("/salesforce")
-def salesforce_outbound_message():
+def salesforce_outbound_message() -> Response:
     body = raw_body("text/xml", "application/xml")
     org_id = current_app.config.get("SALESFORCE_ORG_ID")
     if not org_id:

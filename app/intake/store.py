@@ -1,10 +1,13 @@
-"""Storing an inbound event durably, once (unprocessed: the outbox, see `Event`); enqueued after commit (app/jobs.py)."""
+"""Storing an inbound event durably, once (unprocessed: the outbox, see `Event`); enqueued
+after commit (app/jobs.py)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import cast
 
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -56,7 +59,7 @@ def store_events(source: str, rows: list[dict]) -> tuple[list[int], int]:
         dialect_insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
         # The table, not the ORM entity: Core's batched INSERT ... RETURNING, without the ORM's
         # bulk bookkeeping per row (it mattered at 5,000 events/s).
-        table = Event.__table__
+        table = cast(Table, Event.__table__)  # typed FromClause; a declarative model's is its Table
         statement = (
             dialect_insert(table).on_conflict_do_nothing(index_elements=["source", "external_id"]).returning(table.c.id)
         )

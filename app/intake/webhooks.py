@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 
 from app.errors import ApiError
@@ -18,7 +18,7 @@ crm_schema = CrmWebhookSchema()
 
 
 @bp.post("/crm")
-def crm_webhook():
+def crm_webhook() -> tuple[Response, int]:
     body = raw_body("application/json")
     try:
         webhook_id = signatures.verify(

@@ -115,7 +115,8 @@ def _health(event: Event) -> dict | None:
 def _count(matched: list, facts: dict, event: Event, account: Account, side: Side) -> None:
     launched: set[str] = set()
     at = event.occurred_at
-    week = "%d-W%02d" % at.isocalendar()[:2]
+    iso = at.isocalendar()
+    week = f"{iso.year}-W{iso.week:02d}"
     for rule in matched:
         side.matched[rule.name] += 1
         if rule.playbook in launched:

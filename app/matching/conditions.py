@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import pyparsing as pp
 
@@ -104,7 +105,8 @@ class Not:
     text: str = ""
 
 
-Node = Union[Cmp, In, Exists, Between, Contains, Matches, And, Or, Not]
+Leaf = Cmp | In | Exists | Between | Contains | Matches
+Node = Leaf | And | Or | Not
 PREDICATES = (Cmp, In, Exists, Between, Contains, Matches)
 
 
@@ -242,7 +244,7 @@ def _parse(text: str) -> Node:
 # --- walking the tree -----------------------------------------------------------------------
 
 
-def predicates(node: Node):
+def predicates(node: Node) -> Iterator[Leaf]:
     """Every predicate (leaf test) in the tree, left to right."""
     if isinstance(node, (And, Or)):
         for item in node.items:
@@ -396,7 +398,7 @@ def evaluate(node: Node, facts: dict) -> bool:
         return not evaluate(node.item, facts)
     raw = lookup(facts, node.path)
     if isinstance(node, Contains):
-        found = _contains(raw, node.value)
+        found = _contains_value(raw, node.value)
         return found != node.negated
     if isinstance(node, Matches):
         found = isinstance(raw, str) and _regex(node.pattern).search(raw) is not None
@@ -417,7 +419,7 @@ def evaluate(node: Node, facts: dict) -> bool:
     return value is not None and _order(value, node.op, expected)
 
 
-def _contains(haystack: Any, needle: Any) -> bool:
+def _contains_value(haystack: Any, needle: Any) -> bool:
     if isinstance(haystack, str):
         return isinstance(needle, str) and needle.lower() in haystack.lower()
     if isinstance(haystack, list):

@@ -133,6 +133,7 @@ def _params(rule: Rule, facts: dict) -> dict:
 
 
 def _throttled(rule: Rule, key: str | None, event: Event) -> bool:
+    assert rule.throttle is not None  # asked only about a rule with a throttle
     at = event.occurred_at
     window = timedelta(seconds=rule.throttle.seconds)
     found = db.session.execute(
@@ -152,6 +153,7 @@ def _throttled(rule: Rule, key: str | None, event: Event) -> bool:
 def _recent_launches(rule: Rule) -> int:
     """Launches within the brake's window, counted up to its max: the brake only needs to know
     whether the max is reached, and the count stays bounded however busy the rule is."""
+    assert rule.brake is not None  # asked only about a rule with a brake
     since = utcnow() - timedelta(seconds=rule.brake.seconds)
     recent = (
         select(RuleFiring.id)

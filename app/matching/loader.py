@@ -550,7 +550,9 @@ def _as_tuple(value: Any, lower: bool = False) -> tuple:
 
 
 def _duration(text: str) -> int:
-    number, unit = re.match(r"^([0-9]+) *(minute|hour|day|week)s?$", text).groups()
+    match = re.match(r"^([0-9]+) *(minute|hour|day|week)s?$", text)
+    assert match is not None, text  # the schema admits only DURATION_PATTERN
+    number, unit = match.groups()
     return int(number) * UNIT_SECONDS[unit]
 
 

@@ -31,10 +31,12 @@ SOURCE = "triage"
 
 def period_of(rule: Rule, account: Account, today: date) -> str | None:
     """The period a scheduled rule is due for, for this account today; None when not due."""
-    if rule.schedule.kind == "monthly":
+    schedule = rule.schedule
+    assert schedule is not None  # a scheduled rule
+    if schedule.kind == "monthly":
         return today.strftime("%Y-%m")
     renewal = account.renewal_date
-    if renewal is not None and 0 <= (renewal - today).days <= rule.schedule.days:
+    if renewal is not None and 0 <= (renewal - today).days <= schedule.days:
         return f"renewal-{renewal.isoformat()}"
     return None
 
@@ -55,8 +57,10 @@ def run_due_schedules(now: datetime | None = None) -> dict:
         return counts
     account_ids = db.session.scalars(select(Account.id).where(Account.erased_at.is_(None)).order_by(Account.id)).all()
     for rule in rules:
+        assert rule.schedule is not None  # only scheduled rules were kept
         for account_id in account_ids:
             account = db.session.get(Account, account_id)
+            assert account is not None  # listed above; accounts are erased, never deleted
             period = period_of(rule, account, now.date())
             if period is None:
                 continue

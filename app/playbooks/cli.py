@@ -23,7 +23,7 @@ def check(folder: str | None) -> None:
         loaded = load_playbooks(folder)
     except FileErrors as exc:
         click.echo(str(exc), err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     steps = sum(len(p.steps) for p in loaded.values())
     click.echo(f"{len(loaded)} playbooks, {steps} steps in {folder}: OK")
 
@@ -35,6 +35,7 @@ def actions() -> None:
 
     for name in registry.names():
         action = registry.get(name)
+        assert action is not None  # one of the registered names
         click.echo(f"{name}: {action.description.splitlines()[0] if action.description else ''}")
         click.echo("  " + json.dumps(action.params_schema.get("properties", {}), sort_keys=True))
 
@@ -52,5 +53,5 @@ def cancel(run_id: int, note: str | None, actor: str) -> None:
         run = cancel_run(run_id, actor, note)
     except TaskError as exc:
         click.echo(exc.message, err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     click.echo(f"run {run.id} cancelled: {run.status_note}")

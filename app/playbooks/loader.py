@@ -340,7 +340,8 @@ def _check_when(doc: YamlFile, path: tuple, when: dict, steps: dict, ancestors: 
     ]
 
 
-def _names(doc: YamlFile) -> set[str]:
+def _names(doc: YamlFile) -> set[Any]:
+    """The steps' names as written (the schema reports a missing name or one that is not text)."""
     return {step.get("name") for step in doc.data["steps"] if isinstance(step, dict)}
 
 

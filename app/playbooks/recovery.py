@@ -47,6 +47,7 @@ def recover_lost_steps() -> dict:
         else:
             step.status, step.error, step.finished_at = "failed", note, utcnow()
             run = db.session.get(PlaybookRun, step.run_id)
+            assert run is not None  # step.run_id is a foreign key
             run.status, run.status_note, run.finished_at = "failed", f"step {step.name}: {note}", utcnow()
             failed.append((step_id, note))
         db.session.commit()

@@ -10,7 +10,7 @@ comes after a skipped step, is skipped. Callers commit; nothing here commits, ex
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from rq import get_current_job
 from sqlalchemy import bindparam, select
@@ -25,7 +25,7 @@ from app.playbooks.actions import registry
 from app.playbooks.actions.context import ActionContext, ActionWait
 from app.playbooks.calendar import add_business_days
 from app.playbooks.leases import StepLease
-from app.playbooks.model import Playbook, Step
+from app.playbooks.model import Playbook, Step, TaskSpec
 from app.templating import render, render_params
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def _start(row: RunStep, spec: Step, account: Account) -> None:
 def _begin(run: PlaybookRun, row: RunStep, spec: Step, account: Account) -> None:
     """A started step's work: its job (enqueued after commit), or its task."""
     if spec.task is None:
-        action = registry.get(spec.action)
+        action = registry.get(spec.action) if spec.action is not None else None
         after_commit(db.session, "step", row.id, timeout=spec.timeout or (action.timeout if action else None))
         return
     context = template_context(run, account)
@@ -176,7 +176,7 @@ def _begin(run: PlaybookRun, row: RunStep, spec: Step, account: Account) -> None
     )
 
 
-def due_date(task_spec, start=None):
+def due_date(task_spec: TaskSpec, start: datetime | None = None) -> datetime | None:
     """When a task of this spec falls due: N days, or N business days, from `start` (now)."""
     start = start or utcnow()
     if task_spec.due_in_days is not None:
@@ -214,7 +214,9 @@ def _update_run_status(run: PlaybookRun) -> None:
         run.finished_at = run.finished_at or utcnow()
     elif all(status in ENDED_OK + ENDED_NOT_RUN for status in statuses):
         run.status, run.finished_at = "completed", utcnow()
-    elif any(status in ("queued", "running") and not step.wake_at for status, step in zip(statuses, run.steps, strict=False)):
+    elif any(
+        status in ("queued", "running") and not step.wake_at for status, step in zip(statuses, run.steps, strict=False)
+    ):
         run.status = "running"
     else:
         run.status = "waiting"  # on people (open tasks) or on time (waits)
@@ -265,6 +267,7 @@ def run_step(step_id: int) -> str:
         db.session.rollback()
         return f"nothing to do ({step.status if step else 'no such step'})"
     run = db.session.get(PlaybookRun, step.run_id)
+    assert run is not None  # step.run_id is a foreign key; runs are never deleted
     if run.status not in ("running", "waiting", "failed"):
         db.session.rollback()
         return f"run is {run.status}"
@@ -272,9 +275,10 @@ def run_step(step_id: int) -> str:
         db.session.rollback()
         return f"waiting until {step.wake_at.isoformat()}"
     account = db.session.get(Account, run.account_id)
+    assert account is not None  # run.account_id is a foreign key; accounts are never deleted
     playbook = catalog.current().playbooks[run.playbook]
     spec = playbook.step(step.name)
-    action = registry.get(spec.action)
+    action = registry.get(spec.action) if spec.action is not None else None
     # The lease says "a live worker runs this step": one holder at a time, renewed while the
     # action runs; a step `running` without one was lost with its worker (app/playbooks/recovery.py).
     lease = StepLease(step_id)
@@ -339,12 +343,14 @@ def _record_failure(step_id: int, exc: Exception) -> None:
     job = get_current_job()
     will_retry = bool(job and job.retries_left)
     step = db.session.get(RunStep, step_id)
+    assert step is not None  # the step being run
     step.error = f"{exc.__class__.__name__}: {exc}"[:2000]
     if will_retry:
         step.status = "queued"
     else:
         step.status, step.finished_at = "failed", utcnow()
         run = db.session.get(PlaybookRun, step.run_id)
+        assert run is not None  # step.run_id is a foreign key
         run.status, run.status_note, run.finished_at = "failed", f"step {step.name}: {step.error}", utcnow()
     db.session.commit()
     log.warning(

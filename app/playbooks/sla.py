@@ -50,6 +50,7 @@ def check_tasks(now: str | None = None) -> dict:
         .scalars()
         .all()
     ):
+        assert task.due_at is not None  # the query takes only tasks with a due date
         task.overdue_at = at
         run = db.session.get(PlaybookRun, task.run_id) if task.run_id else None
         audit.record(
@@ -157,6 +158,7 @@ def check_gdpr_deadlines(now: str | None = None) -> dict:
     for run in db.session.execute(
         select(PlaybookRun).where(PlaybookRun.deadline_at.is_not(None), PlaybookRun.status.in_(OPEN_RUN + ("failed",)))
     ).scalars():
+        assert run.deadline_at is not None  # the query takes only runs with a deadline
         action = (
             "gdpr.deadline_missed"
             if at >= run.deadline_at

@@ -59,11 +59,15 @@ def complete_task(task_id: int, outcome: str | None, note: str | None, actor: st
     )
     if task.step_id is not None:
         step = db.session.get(RunStep, task.step_id)
+        assert step is not None  # task.step_id is a foreign key
         step.status, step.outcome, step.finished_at = "done", outcome, utcnow()
         run = db.session.get(PlaybookRun, task.run_id)
+        assert run is not None  # a step's task carries the step's run
         playbook = catalog.current().playbooks.get(run.playbook)
         if playbook is not None:
-            advance(run, playbook, db.session.get(Account, run.account_id))
+            account = db.session.get(Account, run.account_id)
+            assert account is not None  # run.account_id is a foreign key
+            advance(run, playbook, account)
     db.session.commit()
     return task
 
@@ -118,7 +122,9 @@ def reassign_task(task_id: int, assignee: str, actor: str) -> Task:
     # Reminders and escalation start over for the new person.
     task.overdue_at = task.reminded_at = task.escalated_at = task.escalated_to = None
     if task.step_id is not None:
-        db.session.get(RunStep, task.step_id).assignee = assignee
+        step = db.session.get(RunStep, task.step_id)
+        assert step is not None  # task.step_id is a foreign key
+        step.assignee = assignee
     audit.record(
         actor,
         "task.reassigned",

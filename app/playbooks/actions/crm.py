@@ -6,9 +6,12 @@ server without a CRM connection still runs its playbooks.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app
 
 from app.models.types import utcnow
+from app.playbooks.actions.context import ActionContext
 from app.playbooks.actions.registry import action
 from app.playbooks.outbound import post_signed
 
@@ -28,7 +31,7 @@ PARAMS = {
 
 
 @action("crm_writeback", PARAMS, external=True, timeout=60)
-def crm_writeback(ctx):
+def crm_writeback(ctx: ActionContext) -> dict[str, Any]:
     """Post account fields and a note back to the CRM (signed); skipped without CRM_CALLBACK_URL."""
     url = current_app.config.get("CRM_CALLBACK_URL")
     if not url:

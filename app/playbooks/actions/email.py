@@ -11,6 +11,7 @@ from __future__ import annotations
 import smtplib
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from flask import current_app
@@ -18,6 +19,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import MailLog
+from app.playbooks.actions.context import ActionContext
 from app.playbooks.actions.registry import action
 from app.templating import render
 
@@ -33,7 +35,7 @@ PARAMS = {
 
 
 @action("send_email", PARAMS, external=True)
-def send_email(ctx):
+def send_email(ctx: ActionContext) -> dict[str, Any]:
     """Send an e-mail from a template to contacts, the CSM, the manager or an address."""
     template = load_template(ctx.params["template"])
     sent = []

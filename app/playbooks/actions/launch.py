@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import PlaybookRun
+from app.playbooks.actions.context import ActionContext
 from app.playbooks.actions.registry import action
 
 PARAMS = {
@@ -20,7 +23,7 @@ PARAMS = {
 
 
 @action("launch_playbook", PARAMS)
-def launch_playbook(ctx):
+def launch_playbook(ctx: ActionContext) -> dict[str, Any]:
     """Launch another playbook for this account; a second attempt finds the run it launched."""
     for run in db.session.execute(
         select(PlaybookRun).where(
@@ -29,8 +32,8 @@ def launch_playbook(ctx):
     ).scalars():
         if (run.context or {}).get("launched_by") == {"run": ctx.run.id, "step": ctx.step.id}:
             return {"launched": True, "run": run.id}
-    run = ctx.launch(ctx.params["playbook"], ctx.params.get("params") or {})
-    if run is None:
+    launched = ctx.launch(ctx.params["playbook"], ctx.params.get("params") or {})
+    if launched is None:
         return {"launched": False, "reason": f"a run of {ctx.params['playbook']} is already open for this account"}
-    run.context = {**run.context, "launched_by": {"run": ctx.run.id, "step": ctx.step.id}}
-    return {"launched": True, "run": run.id}
+    launched.context = {**launched.context, "launched_by": {"run": ctx.run.id, "step": ctx.step.id}}
+    return {"launched": True, "run": launched.id}

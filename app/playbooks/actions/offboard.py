@@ -19,6 +19,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import String, and_, cast, or_, select
@@ -29,6 +30,7 @@ from app.models import AuditEntry, ErasureRecord, Event, HealthChange, MailLog, 
 from app.models.comment import TaskComment
 from app.models.types import utcnow
 from app.models.watchlist import WatchListEntry
+from app.playbooks.actions.context import ActionContext
 from app.playbooks.actions.registry import action
 from app.playbooks.outbound import post_signed
 
@@ -37,7 +39,7 @@ ERASED = "[erased]"
 
 
 @action("gdpr_offboard", PARAMS)
-def gdpr_offboard(ctx):
+def gdpr_offboard(ctx: ActionContext) -> dict[str, Any]:
     """Erase the account's contacts' personal data and keep an anonymous record."""
     record = db.session.execute(select(ErasureRecord).where(ErasureRecord.run_id == ctx.run.id)).scalar_one_or_none()
     if record is None:
@@ -55,7 +57,7 @@ def gdpr_offboard(ctx):
 
 
 @action("gdpr_export", PARAMS)
-def gdpr_export(ctx):
+def gdpr_export(ctx: ActionContext) -> dict[str, Any]:
     """Write the account's personal data to a file for the record; start the one-month clock."""
     if ctx.run.deadline_at is None:
         ctx.run.deadline_at = utcnow() + timedelta(days=current_app.config["GDPR_DEADLINE_DAYS"])
@@ -79,7 +81,7 @@ def gdpr_export(ctx):
 
 
 @action("gdpr_notify_processors", PARAMS, external=True, timeout=120)
-def gdpr_notify_processors(ctx):
+def gdpr_notify_processors(ctx: ActionContext) -> dict[str, Any]:
     """Tell every configured processor (GDPR_PROCESSOR_WEBHOOKS) that the account's data was erased."""
     urls = current_app.config.get("GDPR_PROCESSOR_WEBHOOKS") or []
     if not urls:
@@ -201,7 +203,8 @@ def erase_account_personal_data(account, run_id: int | None = None) -> ErasureRe
     return record
 
 
-def strip_contacts(payload):
+def strip_contacts(payload: Any) -> Any:
+    """A stored payload (JSON) without its account's contacts."""
     if isinstance(payload, dict) and isinstance(payload.get("account"), dict) and "contacts" in payload["account"]:
         return {**payload, "account": {k: v for k, v in payload["account"].items() if k != "contacts"}}
     return payload
@@ -225,12 +228,12 @@ class Scrubber:
     def __init__(self, values: list[str]):
         self.pattern = re.compile("|".join(re.escape(v) for v in values), re.IGNORECASE) if values else None
 
-    def text(self, value):
+    def text(self, value: Any) -> Any:
         if not value or self.pattern is None or not isinstance(value, str):
             return value
         return self.pattern.sub(ERASED, value)
 
-    def json(self, value):
+    def json(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):

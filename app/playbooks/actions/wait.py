@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from app.models.types import utcnow
-from app.playbooks.actions.context import ActionWait
+from app.playbooks.actions.context import ActionContext, ActionWait
 from app.playbooks.actions.registry import action
 from app.playbooks.calendar import add_business_days
 
@@ -27,7 +28,7 @@ PARAMS = {
 
 
 @action("wait", PARAMS)
-def wait(ctx):
+def wait(ctx: ActionContext) -> dict[str, Any] | ActionWait:
     """Wait N days or business days from the step's start, or until the account's renewal date."""
     if "days" in ctx.params:
         until = (ctx.step.started_at or utcnow()) + timedelta(days=int(ctx.params["days"]))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models.types import utcnow
 from app.models.watchlist import WatchListEntry
+from app.playbooks.actions.context import ActionContext
 from app.playbooks.actions.registry import action
 
 _LIST = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]*$", "description": "the list's name"}
@@ -32,7 +35,7 @@ def active_entry(list_name: str, account_id: str) -> WatchListEntry | None:
 
 
 @action("add_to_watch_list", ADD)
-def add_to_watch_list(ctx):
+def add_to_watch_list(ctx: ActionContext) -> dict[str, Any]:
     """Put the account on a watch list (once: already on it is fine)."""
     entry = active_entry(ctx.params["list"], ctx.account.id)
     if entry is not None:
@@ -46,7 +49,7 @@ def add_to_watch_list(ctx):
 
 
 @action("remove_from_watch_list", REMOVE)
-def remove_from_watch_list(ctx):
+def remove_from_watch_list(ctx: ActionContext) -> dict[str, Any]:
     """Take the account off a watch list (not on it is fine)."""
     entry = active_entry(ctx.params["list"], ctx.account.id)
     if entry is None:

@@ -7,7 +7,10 @@ run and step. The `webhook-id` is the same on every attempt of the step: receive
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.models.types import utcnow
+from app.playbooks.actions.context import ActionContext
 from app.playbooks.actions.registry import action
 from app.playbooks.outbound import post_signed
 
@@ -29,7 +32,7 @@ PARAMS = {
 
 
 @action("webhook", PARAMS, external=True, timeout=60)
-def webhook(ctx):
+def webhook(ctx: ActionContext) -> dict[str, Any]:
     """POST a signed webhook (json, slack or teams body) and record the answer."""
     params = ctx.params
     text = params.get("text") or f"{ctx.run.playbook}: {ctx.step.name} for {ctx.account.name or ctx.account.id}"
