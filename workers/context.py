@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
-from flask import has_app_context
+from flask import Flask, has_app_context
 
-_app = None
-_pid = None
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_app: Flask | None = None
+_pid: int | None = None
 
 
-def get_app():
+def get_app() -> Flask:
     global _app
     if _app is None:
         from app import create_app
@@ -25,9 +30,9 @@ def get_app():
     return _app
 
 
-def with_app(fn):
+def with_app(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         if has_app_context():
             _forget_parent_connections()
             return _settled(fn, args, kwargs)
@@ -38,7 +43,7 @@ def with_app(fn):
     return wrapper
 
 
-def _settled(fn, args, kwargs):
+def _settled(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
     """Run the job, then end whatever transaction it left open.
 
     A job commits what it means to keep. The in-process worker keeps one session from job to

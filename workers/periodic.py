@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypedDict
+
 from app.jobs import MAINTENANCE
 from workers import maintenance
 
-PERIODIC = [
+
+class PeriodicJob(TypedDict):
+    func: Callable[[], object]  # a job of workers/maintenance.py, called without arguments
+    interval: int  # seconds
+    queue: str
+    name: str
+
+
+PERIODIC: list[PeriodicJob] = [
     # Enqueue events and steps whose job a Redis outage or restart lost.
     {"func": maintenance.sweep, "interval": 15, "queue": MAINTENANCE, "name": "sweep"},
     # Retry (or fail visibly) steps whose worker died mid-step (no live lease).

@@ -18,9 +18,10 @@ import os
 import socket
 import threading
 import time
+from typing import Any
 
 import redis
-from rq.cron import CronScheduler
+from rq.cron import CronJob, CronScheduler
 
 from app.redis_conn import get_redis
 from workers.context import get_app
@@ -39,29 +40,29 @@ class LockLost(Exception):
     """Another scheduler holds the lock now (or nobody does): stop enqueueing."""
 
 
-def try_acquire(connection, owner: str) -> bool:
+def try_acquire(connection: redis.Redis, owner: str) -> bool:
     """Take the lock if it is free; True if this owner holds it (now or already)."""
     if connection.set(LOCK_KEY, owner, nx=True, ex=LOCK_TTL):
         return True
     return renew(connection, owner)
 
 
-def renew(connection, owner: str) -> bool:
+def renew(connection: redis.Redis, owner: str) -> bool:
     return bool(connection.eval(_RENEW, 1, LOCK_KEY, owner, LOCK_TTL))
 
 
-def release(connection, owner: str) -> bool:
+def release(connection: redis.Redis, owner: str) -> bool:
     return bool(connection.eval(_RELEASE, 1, LOCK_KEY, owner))
 
 
-def acquire_lock(connection, owner: str) -> None:
+def acquire_lock(connection: redis.Redis, owner: str) -> None:
     """Block until this process holds the scheduler lock."""
     while not try_acquire(connection, owner):
         log.info("another scheduler holds the lock; waiting")
         time.sleep(LOCK_TTL / 3)
 
 
-def keep_lock(connection, owner: str, stop: threading.Event) -> None:
+def keep_lock(connection: redis.Redis, owner: str, stop: threading.Event) -> None:
     """Renew the lock in the background between rounds (a round may sleep up to 60 s)."""
 
     def renew_until_stopped():
@@ -77,11 +78,11 @@ def keep_lock(connection, owner: str, stop: threading.Event) -> None:
 class LockedCronScheduler(CronScheduler):
     """A CronScheduler that enqueues a round only while `owner` holds the lock."""
 
-    def __init__(self, *args, owner: str, **kwargs):
+    def __init__(self, *args: Any, owner: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.owner = owner
 
-    def enqueue_jobs(self):
+    def enqueue_jobs(self) -> list[CronJob]:
         if not renew(self.connection, self.owner):
             raise LockLost(f"{self.owner} no longer holds {LOCK_KEY}")
         return super().enqueue_jobs()

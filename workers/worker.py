@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from rq import SimpleWorker, Worker
+from rq import Queue, SimpleWorker, Worker
+from rq.job import Job
+from rq.worker import BaseWorker
 
 from app import catalog
 from app.jobs import ALL, queue
@@ -26,11 +28,12 @@ from app.redis_conn import get_redis
 from workers.context import get_app
 
 
-class CatalogRefresh:
+class CatalogRefresh(BaseWorker):
     """Checks for changed rule and playbook files before each job (before the fork, in the
-    forking worker), so a reload happens once in the long-lived process."""
+    forking worker), so a reload happens once in the long-lived process. (A BaseWorker
+    itself so that its `super().execute_job` is RQ's; the workers' method order is unchanged.)"""
 
-    def execute_job(self, job, queue):
+    def execute_job(self, job: Job, queue: Queue) -> None:
         catalog.refresh(get_app())
         return super().execute_job(job, queue)
 
