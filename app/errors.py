@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -24,8 +25,8 @@ class ApiError(Exception):
         self.status, self.message, self.details, self.headers = status, message, details, headers or {}
 
 
-def error_response(status: int, message: str, details: dict | None = None, headers: dict | None = None):
-    body = {"error": message}
+def error_response(status: int, message: str, details: dict | None = None, headers: dict | None = None) -> Response:
+    body: dict[str, Any] = {"error": message}
     if details:
         body["details"] = details
     response = jsonify(body)

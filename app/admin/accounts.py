@@ -89,7 +89,7 @@ class AccountView(ScopedModelView):
 
     # `path`: CRM ids may contain slashes.
     @expose("/<path:account_id>")
-    def page(self, account_id: str):
+    def page(self, account_id: str) -> str:
         account = db.session.scalars(
             select(Account).where(Account.id == account_id).options(selectinload(Account.contacts))
         ).first()
@@ -152,7 +152,7 @@ class AccountView(ScopedModelView):
         )
 
 
-def usage_chart(account: Account):
+def usage_chart(account: Account) -> Markup | None:
     """Active users, logins and seats per day over the last USAGE_DAYS (gaps where no data)."""
     today = utcnow().date()
     start = today - timedelta(days=USAGE_DAYS - 1)
@@ -180,7 +180,9 @@ def event_summary(event: Event) -> str:
     health = payload.get("health") if isinstance(payload.get("health"), dict) else None
     if health:
         return " ".join(str(part) for part in ("to", health.get("to"), "-", health.get("reason")) if part)
-    properties = payload.get("properties") if isinstance(payload.get("properties"), dict) else {}
+    properties = payload.get("properties")
+    if not isinstance(properties, dict):
+        properties = {}
     # Sorted: PostgreSQL (JSONB) does not keep the order the properties came in.
     return ", ".join(f"{key}: {value}" for key, value in sorted(properties.items(), key=lambda kv: str(kv[0]))[:6])
 

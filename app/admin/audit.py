@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import url_for
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual, FilterLike
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy.orm import Query
 
 from app.admin import formatting as fmt
 from app.admin.access import OPERATORS, scope_audit_for
@@ -29,7 +31,7 @@ class SinceFilter(BaseSQLAFilter):
     def validate(self, value) -> bool:
         return value in dict(self.CHOICES)
 
-    def apply(self, query, value, alias=None):
+    def apply(self, query: Query[Any], value: str, alias: Any = None) -> Query[Any]:
         return query.filter(AuditEntry.at >= datetime.now(UTC) - timedelta(days=int(value)))
 
     def operation(self) -> str:
@@ -80,8 +82,8 @@ class AuditView(AdminModelView):
         "details": _details,
     }
 
-    def get_query(self):
+    def get_query(self) -> Query[Any]:
         return scope_audit_for(current_user, super().get_query())
 
-    def get_count_query(self):
+    def get_count_query(self) -> Query[Any]:
         return scope_audit_for(current_user, super().get_count_query())

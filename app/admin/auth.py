@@ -5,11 +5,13 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
@@ -53,12 +55,12 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/")
-def root():
+def root() -> Response:
     return redirect(url_for("admin.index"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():
+def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
     form = LoginForm()
@@ -86,14 +88,14 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 @login_required
-def logout():
+def logout() -> Response:
     logout_user()
     session.clear()
     flash("Signed out.", "info")
     return redirect(url_for("auth.login"))
 
 
-def _csrf_refused(exc: CSRFError):
+def _csrf_refused(exc: CSRFError) -> ResponseReturnValue:
     """Still a 400, but one a person can act on (machine clients get the JSON error shape)."""
     if is_machine_request():
         return error_response(400, exc.description)

@@ -31,7 +31,7 @@ def _nice_max(value: float) -> float:
     """A round axis maximum at or above `value` (1, 2, 2.5, 5 times a power of ten)."""
     if value <= 0:
         return 1
-    power = 1
+    power: float = 1
     while power * 10 <= value:
         power *= 10
     while power > value:
@@ -62,7 +62,7 @@ def stacked_columns(
     bar = max(slot * 0.72, 1)
     for i, text in enumerate(labels):
         x = left + i * slot + (slot - bar) / 2
-        y = top + plot_h
+        y: float = top + plot_h
         total = totals[i] or 1
         for name, values in series.items():
             value = values[i]
@@ -134,7 +134,7 @@ def share_bars(rows: list[tuple[str, dict[str, int]]], order: list[str], label: 
         y = top + r * row_h
         total = sum(counts.values())
         body.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{escape(_short(name, 18))}</text>')
-        x = left
+        x: float = left
         for status in order:
             value = counts.get(status, 0)
             if not value:
@@ -163,7 +163,7 @@ def hbars(
     plot_w = width - left - right
     top_value = _nice_max(max((sum(c.get(k, 0) for k, _ in order) for _, c in rows), default=0))
     body = []
-    x = left
+    x: float = left
     for key, fill in order:  # legend
         body.append(
             f'<rect x="{x}" y="4" width="10" height="10" fill="{fill}"></rect>'
@@ -277,7 +277,8 @@ def lines(
     body += _y_axis(left, top, plot_w, plot_h, top_value, "")
     step = plot_w / max(n - 1, 1)
     for name, values in series.items():
-        runs, current = [], []
+        runs: list[list[str]] = []
+        current: list[str] = []
         for i, value in enumerate(values):
             if value is None:
                 if current:

@@ -24,7 +24,7 @@ class DashboardView(AdminView):
     roles = OPERATORS
 
     @expose("/")
-    def index(self):
+    def index(self) -> str:
         snapshot = dashboard_snapshot.for_page(datetime.now(UTC))
         as_of = datetime.fromisoformat(snapshot["as_of"])
         points = week_points(as_of)

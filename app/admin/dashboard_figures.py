@@ -137,7 +137,7 @@ def breakdowns() -> dict[str, list[tuple[str, dict[str, int]]]]:
             ).group_by(Account.plan, Account.segment, Account.lifecycle_stage, Account.health_status)
         )
     ).all()
-    by = {
+    by: dict[str, defaultdict[str, defaultdict[str, int]]] = {
         "plan": defaultdict(lambda: defaultdict(int)),
         "segment": defaultdict(lambda: defaultdict(int)),
         "lifecycle stage": defaultdict(lambda: defaultdict(int)),
@@ -162,14 +162,15 @@ def csm_load(now: datetime) -> list[dict]:
     people: dict[str, dict] = defaultdict(
         lambda: {"accounts": defaultdict(int), "open": 0, "overdue": 0, "urgent": 0, "arr_at_risk": 0}
     )
-    for email, status, count, arr in db.session.execute(
+    for csm, status, count, arr in db.session.execute(
         scope_accounts(
             select(Account.csm, Account.health_status, func.count(), func.sum(Account.arr))
             .where(Account.csm.is_not(None))
             .group_by(Account.csm, Account.health_status)
         )
     ):
-        email = email.lower()
+        assert csm is not None  # the query skips accounts without a CSM
+        email = csm.lower()
         people[email]["accounts"][status or "unknown"] += count
         if status in ("red", "black"):
             people[email]["arr_at_risk"] += float(arr or 0)

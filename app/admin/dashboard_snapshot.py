@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import cast
 
 import redis
-from flask import current_app
+from flask import Flask, current_app
 from flask_login import current_user, login_user
 from sqlalchemy import func, select
+from werkzeug.local import LocalProxy
 
 from app.admin import dashboard_figures as figures
 from app.admin.access import EVERYTHING
@@ -62,17 +65,17 @@ def compute(now: datetime, previous: dict | None = None) -> dict:
     week = points[0].date().isoformat()
     version = history_version()
     scores_version = db.session.scalar(select(func.max(HealthScore.id))) or 0
-    same_week = previous is not None and previous.get("week") == week
-    if same_week and previous["history_version"] == version:
-        history = previous["history"]
+    earlier = previous if previous is not None and previous.get("week") == week else None  # reused within a week
+    if earlier is not None and earlier["history_version"] == version:
+        history = earlier["history"]
     else:
         history = {"over_time": figures.status_over_time(points), "cancellations": figures.cancellations(points)}
     if (
-        same_week
-        and previous["scores_version"] == scores_version
-        and now.timestamp() - previous["scores_at"] < SCORES_REFRESH_SECONDS
+        earlier is not None
+        and earlier["scores_version"] == scores_version
+        and now.timestamp() - earlier["scores_at"] < SCORES_REFRESH_SECONDS
     ):
-        scores_weekly, scores_at = previous["scores_weekly"], previous["scores_at"]
+        scores_weekly, scores_at = earlier["scores_weekly"], earlier["scores_at"]
     else:
         scores_weekly, scores_at = figures.weekly_scores(points), now.timestamp()
     return {
@@ -147,10 +150,10 @@ def scopes() -> dict[str, User]:
 
 
 @contextmanager
-def acting_as(user: User):
+def acting_as(user: User) -> Iterator[None]:
     """A request context signed in as `user`, so the scoping helpers (app.admin.access) apply.
     A fresh app context: nothing cached in `g` leaks from one scope to the next."""
-    app = current_app._get_current_object()
+    app = cast("LocalProxy[Flask]", current_app)._get_current_object()  # Flask types the proxy as the app
     with app.app_context(), app.test_request_context():
         login_user(user)
         yield

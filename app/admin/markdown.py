@@ -95,14 +95,14 @@ def render(source: str | None) -> Markup:
             close_list()
             level = min(len(heading.group(1)) + 3, 6)  # page headings stay the biggest
             out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
-        elif bullet or numbered:
+        elif item := bullet or numbered:
             close_paragraph()
             tag = "ul" if bullet else "ol"
             if list_tag != tag:
                 close_list()
                 out.append(f"<{tag}>")
                 list_tag = tag
-            out.append(f"<li>{_inline((bullet or numbered).group(1))}</li>")
+            out.append(f"<li>{_inline(item.group(1))}</li>")
         elif not line.strip():
             close_paragraph()
             close_list()

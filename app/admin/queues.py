@@ -19,6 +19,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select
+from werkzeug.wrappers import Response
 
 from app.admin.access import OPERATORS
 from app.admin.views import AdminView
@@ -35,7 +36,7 @@ LISTED = 20  # started and scheduled jobs listed per queue
 @dataclass
 class FailedJob:
     id: str
-    func_name: str
+    func_name: str | None
     description: str
     ended_at: datetime | None
     exc_string: str
@@ -44,7 +45,7 @@ class FailedJob:
 @dataclass
 class JobRow:
     id: str
-    func_name: str
+    func_name: str | None
     description: str
     at: datetime | None  # started at, or scheduled for
     worker: str | None = None
@@ -63,10 +64,10 @@ class QueueState:
     scheduled_jobs: list[JobRow] = field(default_factory=list)
 
 
-def _names(job: Job) -> tuple[str, str]:
+def _names(job: Job) -> tuple[str | None, str]:
     try:
         return job.func_name, job.description or ""
-    except Exception:  # noqa: BLE001  (an unreadable payload still deserves a row)
+    except Exception:  # an unreadable payload still deserves a row
         return "(unreadable)", ""
 
 
@@ -136,7 +137,7 @@ class QueuesView(AdminView):
     roles = OPERATORS
 
     @expose("/")
-    def index(self):
+    def index(self) -> str:
         count, oldest = db.session.execute(
             select(func.count(Event.id), func.min(Event.received_at)).where(Event.processed_at.is_(None))
         ).one()
@@ -165,7 +166,7 @@ class QueuesView(AdminView):
         return FailedJobRegistry(queue=queue(name))
 
     @expose("/retry", methods=["POST"])
-    def retry(self):
+    def retry(self) -> Response:
         registry = self._registry()
         job_ids = request.form.getlist("job_id") or registry.get_job_ids()
         retried = 0
@@ -180,7 +181,7 @@ class QueuesView(AdminView):
         return redirect(url_for(".index"))
 
     @expose("/delete", methods=["POST"])
-    def delete(self):
+    def delete(self) -> Response:
         registry = self._registry()
         job_id = request.form.get("job_id", "")
         if not job_id:

@@ -13,6 +13,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_login import current_user
 from sqlalchemy import func, select
+from werkzeug.wrappers import Response
 
 from app import catalog
 from app.admin.access import EVERYTHING, OPERATORS
@@ -57,9 +58,10 @@ def _last_errors() -> dict[str, dict]:
         .group_by(PlaybookRun.rule)
     )
     for run in db.session.scalars(select(PlaybookRun).where(PlaybookRun.id.in_(newest_runs))):
-        at = run.finished_at or run.started_at
-        if run.rule not in errors or errors[run.rule]["at"] < at:
-            errors[run.rule] = {"at": at, "text": f"run failed: {run.status_note or ''}".strip(": "), "run_id": run.id}
+        rule, at = run.rule, run.finished_at or run.started_at
+        assert rule is not None  # the query takes only runs that a rule launched
+        if rule not in errors or errors[rule]["at"] < at:
+            errors[rule] = {"at": at, "text": f"run failed: {run.status_note or ''}".strip(": "), "run_id": run.id}
     return errors
 
 
@@ -70,7 +72,7 @@ class RulesView(AdminView):
         return current_user.is_authenticated and current_user.role in EVERYTHING
 
     @expose("/")
-    def index(self):
+    def index(self) -> str:
         live = catalog.current()
         states = {state.rule: state for state in db.session.scalars(select(RuleState))}
         week, month, errors = _fire_counts(7), _fire_counts(30), _last_errors()
@@ -100,7 +102,7 @@ class RulesView(AdminView):
             may_switch=self.may_switch(),
         )
 
-    def _switch(self, action: str):
+    def _switch(self, action: str) -> Response:
         if not self.may_switch():
             abort(403)
         name = request.form.get("rule", "")
@@ -117,13 +119,13 @@ class RulesView(AdminView):
         return redirect(url_for(".index"))
 
     @expose("/enable", methods=["POST"])
-    def enable(self):
+    def enable(self) -> Response:
         return self._switch("enable")
 
     @expose("/disable", methods=["POST"])
-    def disable(self):
+    def disable(self) -> Response:
         return self._switch("disable")
 
     @expose("/resume", methods=["POST"])
-    def resume(self):
+    def resume(self) -> Response:
         return self._switch("resume")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
@@ -12,7 +14,8 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Query, selectinload
+from werkzeug.wrappers import Response
 from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -47,7 +50,7 @@ class TaskStatusFilter(BaseSQLAFilter):
     def validate(self, value) -> bool:
         return value in dict(self.CHOICES)
 
-    def apply(self, query, value, alias=None):
+    def apply(self, query: Query[Any], value: str, alias: Any = None) -> Query[Any]:
         if value == "active":
             return query.filter(Task.status.in_(fmt.OPEN_TASK))
         if value == "any":
@@ -74,7 +77,7 @@ class DueFilter(BaseSQLAFilter):
     def validate(self, value) -> bool:
         return value in dict(self.CHOICES)
 
-    def apply(self, query, value, alias=None):
+    def apply(self, query: Query[Any], value: str, alias: Any = None) -> Query[Any]:
         now = datetime.now(UTC)
         if value == "overdue":
             return query.filter(Task.due_at < now)
@@ -174,7 +177,9 @@ class TaskView(ScopedModelView):
     scope = staticmethod(scope_tasks)
     may_see = staticmethod(may_see_task)
 
-    def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
+    def get_list(
+        self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None
+    ) -> tuple[int | None, list[Task] | Query[Task]]:
         filters = list(filters or ())
         if not any(isinstance(self._filters[idx], TaskStatusFilter) for idx, _name, _value in filters):
             status_idx = next(i for i, flt in enumerate(self._filters) if isinstance(flt, TaskStatusFilter))
@@ -187,7 +192,7 @@ class TaskView(ScopedModelView):
         query, joins = super()._apply_sorting(query, joins, sort_column, sort_desc)
         return query.order_by(Task.id), joins  # stable pages when many rows tie
 
-    def render(self, template, **kwargs):
+    def render(self, template: str, **kwargs: Any) -> str:
         kwargs.setdefault(
             "default_snooze_until",
             (datetime.now(UTC).date() + timedelta(days=DEFAULT_SNOOZE_DAYS)).isoformat(),
@@ -201,7 +206,7 @@ class TaskView(ScopedModelView):
 
     # -- bulk actions ----------------------------------------------------------------------
 
-    def _selected(self, ids) -> list[Task]:
+    def _selected(self, ids) -> Sequence[Task]:
         """The selected tasks the signed-in user may work (others are silently out of scope)."""
         wanted = [int(i) for i in ids if str(i).isdigit()]
         return db.session.scalars(scope_tasks(select(Task).where(Task.id.in_(wanted))).order_by(Task.id)).all()
@@ -270,7 +275,7 @@ class TaskView(ScopedModelView):
         return form
 
     @expose("/<int:task_id>")
-    def page(self, task_id: int):
+    def page(self, task_id: int) -> str:
         task = self._visible_task(task_id)
         run = None
         step_tasks: dict[int, int] = {}
@@ -285,6 +290,7 @@ class TaskView(ScopedModelView):
                     Task.run_id == task.run_id, Task.step_id.is_not(None)
                 )
             ):
+                assert step_id is not None  # the query takes only tasks of a step
                 step_tasks[step_id] = other_id
                 if may_see(assignee):
                     may_open_task.add(other_id)
@@ -315,7 +321,7 @@ class TaskView(ScopedModelView):
 
     def _activity(self, task: Task) -> list[dict]:
         """Comments and audit entries of the task, newest first (two queries)."""
-        items = []
+        items: list[dict[str, Any]] = []
         for c in db.session.scalars(
             select(TaskComment)
             .where(TaskComment.task_id == task.id)
@@ -352,7 +358,7 @@ class TaskView(ScopedModelView):
             flash(f"{label.text if label else field}: {'; '.join(errors)}", "error")
 
     @expose("/<int:task_id>/snooze", methods=["POST"])
-    def snooze(self, task_id: int):
+    def snooze(self, task_id: int) -> Response:
         task = self._visible_task(task_id)
         form = SnoozeForm()
         if not form.validate_on_submit():
@@ -365,7 +371,7 @@ class TaskView(ScopedModelView):
         return redirect(url_for(".page", task_id=task_id))
 
     @expose("/<int:task_id>/reassign", methods=["POST"])
-    def reassign(self, task_id: int):
+    def reassign(self, task_id: int) -> Response:
         task = self._visible_task(task_id)
         form = ReassignForm()
         form.assignee.choices = _assignees()
@@ -382,7 +388,7 @@ class TaskView(ScopedModelView):
         return redirect(url_for(".page", task_id=task_id))
 
     @expose("/<int:task_id>/comment", methods=["POST"])
-    def comment(self, task_id: int):
+    def comment(self, task_id: int) -> Response:
         self._visible_task(task_id)
         form = CommentForm()
         if not form.validate_on_submit():
@@ -392,7 +398,7 @@ class TaskView(ScopedModelView):
         return redirect(url_for(".page", task_id=task_id) + "#activity")
 
     @expose("/<int:task_id>/complete", methods=["POST"])
-    def complete(self, task_id: int):
+    def complete(self, task_id: int) -> Response:
         task = self._visible_task(task_id)
         form = self._form(task)
         if not form.validate_on_submit():

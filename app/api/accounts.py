@@ -6,7 +6,9 @@ answers 404, as one that does not exist.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from collections.abc import Sequence
+
+from sqlalchemy import RowMapping, func, select
 from sqlalchemy.orm import selectinload
 
 from app.api.auth import require_caller, scope_accounts
@@ -33,7 +35,7 @@ def _ensure_account(account_id: str) -> None:
 @blp.route("/accounts/<account_id>")
 @blp.response(200, AccountSchema)
 @blp.errors(401, 404, 503)
-def get_account(account_id: str):
+def get_account(account_id: str) -> RowMapping:
     """An account with its current health and its number of open tasks"""
     open_tasks = (
         select(func.count(Task.id))
@@ -51,7 +53,7 @@ def get_account(account_id: str):
 @blp.route("/accounts/<account_id>/health-history")
 @blp.response(200, HealthChangeSchema(many=True))
 @blp.errors(401, 404, 503)
-def health_history(account_id: str):
+def health_history(account_id: str) -> Sequence[HealthChange]:
     """The account's status changes, newest first"""
     _ensure_account(account_id)
     return db.session.scalars(
@@ -64,7 +66,7 @@ def health_history(account_id: str):
 @blp.route("/accounts/<account_id>/runs")
 @blp.response(200, RunSchema(many=True))
 @blp.errors(401, 404, 503)
-def runs(account_id: str):
+def runs(account_id: str) -> list[RowMapping]:
     """The account's playbook runs with their steps, newest first"""
     _ensure_account(account_id)
     rows = db.session.execute(
@@ -81,7 +83,7 @@ def runs(account_id: str):
 @blp.arguments(ScoreQuerySchema, location="query")
 @blp.response(200, ScoreSchema(many=True))
 @blp.errors(400, 401, 404, 503)
-def scores(args: dict, account_id: str):
+def scores(args: dict, account_id: str) -> Sequence[HealthScore]:
     """The computed health score over event time, oldest first (one point per day: the day's last)"""
     _ensure_account(account_id)
     query = select(HealthScore).where(HealthScore.account_id == account_id)

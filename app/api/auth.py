@@ -17,16 +17,19 @@ The caller's user is `flask.g.api_user` (None for a service token).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
+from typing import ParamSpec, TypeVar
 
 from flask import current_app, g, request
 from sqlalchemy import select, update
 
 from app.admin import access
+from app.admin.access import Q
 from app.errors import ApiError
 from app.extensions import db
-from app.models import ApiToken, User
+from app.models import Account, ApiToken, Task, User
 from app.models.api_token import token_hash
 from app.models.types import utcnow
 
@@ -34,6 +37,8 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="triage"'}
 INVALID = {"WWW-Authenticate": 'Bearer realm="triage", error="invalid_token"'}
 # last_used_at is written at most this often per token: a burst of reads costs one write, not one each.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def token_is_valid(given: str) -> bool:
@@ -98,11 +103,11 @@ def require_token() -> None:
     raise ApiError(401, "invalid bearer token", headers=INVALID)
 
 
-def token_required(view):
+def token_required(view: Callable[P, R]) -> Callable[P, R]:
     """Decorator form of `require_token`."""
 
     @wraps(view)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         require_token()
         return view(*args, **kwargs)
 
@@ -123,21 +128,21 @@ def actor() -> str:
     return user.email if user is not None else "api"
 
 
-def scope_tasks(query):
+def scope_tasks(query: Q) -> Q:
     user = api_user()
     return query if user is None else access.scope_tasks_for(user, query)
 
 
-def scope_accounts(query):
+def scope_accounts(query: Q) -> Q:
     user = api_user()
     return query if user is None else access.scope_accounts_for(user, query)
 
 
-def may_see_task(task) -> bool:
+def may_see_task(task: Task) -> bool:
     user = api_user()
     return user is None or access.may_see_task_for(user, task)
 
 
-def may_see_account(account) -> bool:
+def may_see_account(account: Account) -> bool:
     user = api_user()
     return user is None or access.may_see_account_for(user, account)

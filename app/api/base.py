@@ -7,17 +7,20 @@ schemas. Two of its defaults are bent to the contract: errors are `{"error", "de
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
+from typing import Any, Never
 
+from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import HTTPException
 
 from app.api.schemas import ErrorSchema
 from app.errors import ApiError, error_response, is_machine_request
 from app.intake.event_validation import MAX_INT32, text_problem
-from typing import Never
 
 # status -> (response component, description, documented headers)
 ERROR_RESPONSES = {
@@ -44,6 +47,8 @@ ERROR_RESPONSES = {
     ),
 }
 LOCATION_MESSAGES = {"query": "invalid query parameter", "json": "invalid request body"}
+# What smorest's view decorators (arguments, response, alt_response) are.
+ViewDecorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 class ApiParser(FlaskParser):
@@ -101,12 +106,12 @@ def _unknown_unless_storable(view):
 class ApiBlueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = ApiParser()
 
-    def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
+    def add_url_rule(self, rule: str, endpoint=None, view_func=None, provide_automatic_options=None, **options) -> None:
         if view_func is not None and "<" in rule and not isinstance(view_func, type):
             view_func = _unknown_unless_storable(view_func)
         return super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
 
-    def arguments(self, schema, *, location="json", **kwargs):
+    def arguments(self, schema, *, location: str = "json", **kwargs) -> ViewDecorator:
         """smorest's, plus the 415 that ApiParser answers to a body that is not JSON."""
         decorator = super().arguments(schema, location=location, **kwargs)
         if location != "json":
@@ -117,7 +122,7 @@ class ApiBlueprint(SmorestBlueprint):
 
         return with_415
 
-    def errors(self, *codes: int):
+    def errors(self, *codes: int) -> ViewDecorator:
         """Document the contract's error responses of a view (400/401/404/409/503)."""
 
         def decorator(func):
@@ -134,7 +139,7 @@ class TriageApi(Api):
     # client (and tests/test_api_fuzz.py) can tell a documented answer from a surprise.
     DEFAULT_ERROR_RESPONSE_NAME = None
 
-    def handle_http_exception(self, error):
+    def handle_http_exception(self, error: HTTPException) -> ResponseReturnValue:
         """Contract JSON on machine paths, Werkzeug's HTML pages elsewhere; headers kept.
 
         smorest registers this for the whole app, replacing app/errors.py's handler,

@@ -7,7 +7,7 @@ worker as one job. Ids seen before, or twice in one batch, count as duplicates.
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import Response, jsonify
 
 from app.api.auth import require_token
 from app.api.base import ApiBlueprint
@@ -58,7 +58,7 @@ def _limit_per_token() -> None:
     },
 )
 @blp.errors(400, 401, 403, 413, 415, 429, 503)
-def post_events():
+def post_events() -> tuple[Response, int]:
     """Accept a batch (or one) of usage or custom events."""
     payload = parse_json(raw_body("application/json"), storable=False)  # checked per item
     items = payload if isinstance(payload, list) else [payload]
@@ -72,6 +72,7 @@ def post_events():
         if problems:
             errors[str(index)] = problems
         else:
+            assert data is not None  # validate_event answers the event or its problems
             valid.append((data, item))
     if errors:
         raise ApiError(400, f"{len(errors)} invalid event(s); nothing was stored", details=errors)

@@ -49,7 +49,7 @@ def _redis_ok() -> bool:
     description="The database is unreachable",
     headers={"Retry-After": {"schema": {"type": "integer"}}},
 )
-def healthz():
+def healthz() -> dict[str, object] | tuple[dict[str, object], int, dict[str, str]]:
     """200 once the database answers; 503 naming what is down otherwise"""
     checks = {"database": _database_ok(), "redis": _redis_ok()}
     body = {name: "ok" if ok else "down" for name, ok in checks.items()}

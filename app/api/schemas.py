@@ -7,7 +7,9 @@ read through dotted attributes ("Task.title"): each value comes from one query, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from webargs.fields import DelimitedList
@@ -60,7 +62,7 @@ class Lower(fields.Str):
         return super()._deserialize(value, attr, data, **kwargs).strip().lower()
 
 
-def each_one_of(choices: tuple[str, ...]):
+def each_one_of(choices: tuple[str, ...]) -> Callable[[list[str]], None]:
     """List validator whose message names the allowed values.
 
     Not validate.ContainsOnly: apispec would document its choices as an enum of the array
@@ -78,7 +80,7 @@ def each_one_of(choices: tuple[str, ...]):
 class Inline(fields.Nested):
     """A nested object built from the parent's own row (`why` of a task)."""
 
-    def get_value(self, obj, attr, accessor=None, default=None):
+    def get_value(self, obj: Any, attr: str, accessor=None, default=None) -> Any:
         return obj
 
 

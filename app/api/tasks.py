@@ -6,7 +6,7 @@ outside that scope answers 404, as one that does not exist.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import RowMapping, func, select
 
 from app.api.auth import actor, api_user, may_see_task, require_caller, scope_tasks
 from app.api.base import ApiBlueprint
@@ -49,7 +49,7 @@ def _filters(args: dict) -> list:
 @blp.arguments(TaskQuerySchema, location="query")
 @blp.response(200, TaskSchema(many=True), headers=TOTAL_HEADER)
 @blp.errors(400, 401, 503)
-def list_tasks(args: dict):
+def list_tasks(args: dict) -> tuple[list[RowMapping], dict[str, str]]:
     """Manual tasks, most urgent first (priority, then the earliest due date)
 
     `status` and `priority` take one value or several, comma-separated.
@@ -69,7 +69,7 @@ def list_tasks(args: dict):
 @blp.arguments(CompleteTaskSchema, required=False)
 @blp.response(200, TaskSchema)
 @blp.errors(400, 401, 404, 409, 503)
-def complete(body: dict, task_id: int):
+def complete(body: dict, task_id: int) -> RowMapping:
     """Complete a task with one of its outcomes; its playbook run moves on
 
     Without `outcome`, a task that has exactly one outcome is completed with it.
