@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 sys.path.insert(0, str(ROOT))
-from bench.common import free_port  # noqa: E402
+from bench.common import free_port  # noqa: E402 (sys.path set above)
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [

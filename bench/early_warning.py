@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import machine  # noqa: E402
+from bench.common import machine  # noqa: E402 (sys.path set above)
 
 WARM_UP_DAYS = 60
 LEAD_DAYS = 30
@@ -144,7 +144,7 @@ def main() -> None:
     for _account_id, (_, why) in warnings.items():
         kind = why.split()[0] if why.startswith("score") else why
         sources[kind] = sources.get(kind, 0) + 1
-    share = lambda part, whole: f"{len(part)}/{len(whole)} ({len(part) / len(whole):.0%})" if whole else "n/a"  # noqa
+    share = lambda part, whole: f"{len(part)}/{len(whole)} ({len(part) / len(whole):.0%})" if whole else "n/a"  # noqa: E731 (a one-line formatter)
     lines = [
         f"## early warning, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"`.venv/bin/python bench/early_warning.py --accounts {args.accounts} --days {args.days} --seed {args.seed}`; "
@@ -155,7 +155,8 @@ def main() -> None:
         f"| churners warned at least {LEAD_DAYS} days before they left | {share(early, churners)} |",
         f"| ... of churners whose data shows a decline (not 'silent') | {share(early_loud, loud)} |",
         f"| churners warned, but later than that | {share(late, churners)} |",
-        f"| retained accounts warned at all after day {WARM_UP_DAYS} (false alarms) | {share(false_alarms, retained)} |",
+        f"| retained accounts warned at all after day {WARM_UP_DAYS} (false alarms) "
+        f"| {share(false_alarms, retained)} |",
         f"| first warnings by source | {', '.join(f'{k}: {v}' for k, v in sorted(sources.items()))} |",
         "",
     ]

@@ -31,7 +31,7 @@ from pathlib import Path
 import redis
 from sqlalchemy import create_engine, text
 
-from bench.common import append_results, free_port, machine, post_all  # noqa: E402,F401
+from bench.common import append_results, free_port, machine, post_all
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = os.environ.get("BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -48,7 +48,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from bench.common import append_results, machine  # noqa: E402
+from bench.common import append_results, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -597,8 +597,7 @@ def main() -> None:
         else float("nan")
     )
     lines = [
-        f"## rules engine: rule stage and backtest against bare durable-rules, "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"## rules engine: rule stage and backtest against bare durable-rules, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"machine: {about}",
         f"command: `{command}`",
         f"{RULES} generated rules ({python_rules} with a `matches`/`contains` check done in Python); facts from "

@@ -55,7 +55,7 @@ from bench.common import (
     append_results,
     create_database,
     drop_database,
-    free_port,  # noqa: E402
+    free_port,
     machine,
     psycopg_conninfo,
     slope_per,
@@ -64,7 +64,7 @@ from bench.common import (
     tree_rss_mb,
     wait_http,
 )
-from bench.common import post_all as common_post_all  # noqa: E402
+from bench.common import post_all as common_post_all
 
 TOKEN = "bench-token"
 BATCH = 1000
@@ -193,14 +193,15 @@ def soak_worker(args, env: dict, conninfo: dict, logs: Path) -> dict:
         first = connection.execute("SELECT min(id) FROM events WHERE processed_at IS NULL").fetchone()[0]
         if first is None:
             raise RuntimeError("no queued events for the worker")
-        out = open(logs / "worker.log", "ab")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "workers.worker", "--simple"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        # The worker writes to its own copy of the log's descriptor: ours closes after the start.
+        with open(logs / "worker.log", "ab") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "workers.worker", "--simple"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         samples, tree = [], []
         began = time.time()
         try:
@@ -241,14 +242,14 @@ def soak_bare_worker(args, env: dict, conninfo: dict, redis_url: str, logs: Path
     from bench.bare_app import bare_task
 
     queue = Queue("bare", connection=redis.Redis.from_url(redis_url))
-    out = open(logs / "bare-worker.log", "ab")
-    worker = subprocess.Popen(
-        [sys.executable, "-c", "from bench.bare_app import run_bare_worker; run_bare_worker('simple')"],
-        cwd=ROOT,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
+    with open(logs / "bare-worker.log", "ab") as out:  # the worker keeps its own copy of the descriptor
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "from bench.bare_app import run_bare_worker; run_bare_worker('simple')"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     samples = []
     number = 0
     try:
@@ -402,33 +403,33 @@ def main() -> None:
             subprocess.run([sys.executable, "-c", "import bench.bare_app"], cwd=ROOT, env=env, check=True)
             triage_port, bare_port = free_port(), free_port()
             common = ["--workers", str(args.web_workers), "--access-logfile", "-"]
-            log = open(tmp / "web.log", "ab")
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "gunicorn", *common, "--bind", f"127.0.0.1:{triage_port}", "wsgi:app"],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+            with open(tmp / "web.log", "ab") as log:  # each server keeps its own copy of the descriptor
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "gunicorn", *common, "--bind", f"127.0.0.1:{triage_port}", "wsgi:app"],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
                 )
-            )
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gunicorn",
-                        *common,
-                        "--bind",
-                        f"127.0.0.1:{bare_port}",
-                        "bench.bare_app:app",
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+                processes.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "gunicorn",
+                            *common,
+                            "--bind",
+                            f"127.0.0.1:{bare_port}",
+                            "bench.bare_app:app",
+                        ],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
                 )
-            )
             wait_http(triage_port, "/healthz")
             wait_http(bare_port, "/")
             run = f"soak{int(started) % 100000}"

@@ -43,7 +43,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import append_results, machine  # noqa: E402
+from bench.common import append_results, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -79,7 +79,11 @@ def drain_rate(connection, job_ids: list[str]) -> float:
     from rq.job import Job, JobStatus
 
     jobs = Job.fetch_many(job_ids, connection=connection)
-    missing = [job_id for job_id, job in zip(job_ids, jobs, strict=False) if job is None or job.get_status() != JobStatus.FINISHED]
+    missing = [
+        job_id
+        for job_id, job in zip(job_ids, jobs, strict=False)
+        if job is None or job.get_status() != JobStatus.FINISHED
+    ]
     if missing:
         raise RuntimeError(f"{len(missing)} jobs did not finish, e.g. {missing[:3]}")
     started = min(job.started_at for job in jobs)

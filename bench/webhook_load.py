@@ -71,7 +71,7 @@ from bench.common import (
     append_results,
     create_database,
     drop_database,
-    fmt_ms,  # noqa: E402
+    fmt_ms,
     free_port,
     machine,
     percentile,
@@ -278,33 +278,34 @@ class Phase:
 
 def start_stack(server: str, mode: str, env: dict, port: int, web_workers: int, logs: Path, workers: int = 1) -> list:
     app_ref = "wsgi:app" if server == "triage" else "bench.bare_app:app"
-    out = open(logs / f"{server}-{mode}-web.log", "ab")
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            str(web_workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--access-logfile",
-            "-",
-            app_ref,
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
+    # The children write to their own copies of the log's descriptor: ours closes after the start.
+    with open(logs / f"{server}-{mode}-web.log", "ab") as out:
+        web = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                str(web_workers),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--access-logfile",
+                "-",
+                app_ref,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     if server == "triage":
         command = [sys.executable, "-m", "workers.worker", *(["--fork"] if mode == "fork" else [])]
     else:
         command = [sys.executable, "-c", f"from bench.bare_app import run_bare_worker; run_bare_worker({mode!r})"]
-    out = open(logs / f"{server}-{mode}-worker.log", "ab")
-    return [web] + [
-        subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT) for _ in range(workers)
-    ]
+    with open(logs / f"{server}-{mode}-worker.log", "ab") as out:
+        return [web] + [
+            subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT) for _ in range(workers)
+        ]
 
 
 def run_phase(phase: Phase, args, env: dict, secret: str, redis_url: str, conninfo: dict, logs: Path) -> Phase:
@@ -495,7 +496,9 @@ def stages(phase: Phase, conninfo: dict, redis_url: str) -> dict:
     connection = redis.Redis.from_url(redis_url)
     jobs = _jobs(connection, [f"event-{row[0]}" for row in rows])
     out: dict[str, list[float]] = {name: [] for name in ("received", "queue", "claim", "work", "visible")}
-    for (_event_id, account, received, processed, task_created), (enqueued, started, ended) in zip(rows, jobs, strict=False):
+    for (_event_id, account, received, processed, task_created), (enqueued, started, ended) in zip(
+        rows, jobs, strict=False
+    ):
         send = by_account[account]
         if not (enqueued and started and ended) or send.colour == "green":
             continue
@@ -546,7 +549,7 @@ def _in_fork(fn, *args):
         try:
             result = fn(*args)
             data = json.dumps([time.perf_counter() - started, result])
-        except BaseException as exc:  # noqa: BLE001 (reported to the parent)
+        except BaseException as exc:  # reported to the parent
             data = json.dumps([None, repr(exc)])
         os.write(write, data.encode())
         os._exit(0)
@@ -744,7 +747,8 @@ def report(phases: list[Phase], args, about: str, command: str, connect: float, 
         f"machine: {about}",
         f"command: `{command}`",
         f"PostgreSQL (throwaway database) and a redis-server of its own, loopback; gunicorn {args.web_workers} sync "
-        f"workers as app/serve.py starts it (access log on); {args.workers} worker process(es) per phase; open-loop client: "
+        f"workers as app/serve.py starts it (access log on); {args.workers} worker process(es) per phase; "
+        "open-loop client: "
         f"{args.clients} threads in the bench process, a new connection per POST, red/yellow/green in turn, "
         f"each to a new account; RATE_LIMIT_WEBHOOKS raised (all sends come from one address) and the default "
         f"brake of the rules (500 launches an hour) lifted. End to end = "
@@ -764,7 +768,7 @@ def report(phases: list[Phase], args, about: str, command: str, connect: float, 
         if not (bare and triage):
             continue
 
-        def ratio(f, q) -> str:
+        def ratio(f, q, triage=triage, bare=bare) -> str:
             value = percentile([f(s) for s in triage.sends if s.ok], q) / percentile(
                 [f(s) for s in bare.sends if s.ok], q
             )

@@ -25,7 +25,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import append_results, free_port, machine  # noqa: E402,F401
+from bench.common import append_results, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +98,7 @@ def main() -> None:
                 raise SystemExit(f"tasks for {account} not visible within 10 s")
             time.sleep(0.005)
         end_to_end.append(time.perf_counter() - started)
-    ms = lambda v: f"{v * 1000:.0f} ms"  # noqa: E731
+    ms = lambda v: f"{v * 1000:.0f} ms"  # noqa: E731 (a one-line formatter)
     lines = [
         f"## webhook to task, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"machine: {machine()}; server: {args.url}, sequential, n={args.n}",
