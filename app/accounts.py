@@ -47,15 +47,38 @@ def lock_account(account_id: str) -> Account:
     return account if account is not None else db.session.execute(LOCK, {"account_id": account_id}).scalar_one()
 
 
-def apply_account_facts(account: Account, facts: dict) -> None:
-    """Update the fields the sender included; contacts, when given, replace the stored ones."""
+def apply_account_facts(account: Account, facts: dict, at: datetime | None = None) -> None:
+    """Update the fields the sender included; contacts, when given, replace the stored ones.
+
+    A decision maker replaced by another (seed 001: a new point of contact is a red flag) is
+    noted with the event's time `at`: the built-in metric days_since_decision_maker_changed."""
     for field in ACCOUNT_FIELDS:
         if field in facts:
             setattr(account, field, facts[field])
     if "contacts" in facts and account.erased_at is None:
+        before, after = _decision_makers(account.contacts), _decision_makers(facts["contacts"])
+        newer = at is not None and (account.decision_maker_changed_at is None or at > account.decision_maker_changed_at)
+        if before and after and before != after and newer:
+            account.decision_maker_changed_at = at
         account.contacts = [
             Contact(name=c.get("name"), email=c.get("email"), role=c.get("role")) for c in facts["contacts"]
         ]
+
+
+def _decision_makers(contacts: list) -> frozenset[str]:
+    """Who the decision makers are, by e-mail (else name), for contacts stored or delivered."""
+    people = set()
+    for contact in contacts:
+        role = contact.get("role") if isinstance(contact, dict) else contact.role
+        if role == "decision_maker":
+            who = (
+                contact.get("email") or contact.get("name")
+                if isinstance(contact, dict)
+                else contact.email or contact.name
+            )
+            if who:
+                people.add(who.lower())
+    return frozenset(people)
 
 
 def record_health_change(

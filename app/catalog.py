@@ -1,6 +1,8 @@
-"""The loaded rules and playbooks the server acts on, reloaded when their files change.
+"""The loaded files the server acts on: rules, playbooks, metrics and scorecards, reloaded
+when their files change, checked as one set (a rule or a scorecard may name only a metric
+the metric files declare).
 
-Loaded at start-up from RULES_DIR and PLAYBOOKS_DIR; a file that does not load stops the
+Loaded at start-up from RULES_DIR, PLAYBOOKS_DIR, METRICS_DIR and SCORECARDS_DIR; a file that does not load stops the
 server with `file:line: what is wrong`. Afterwards `current()` looks at the files' sizes and
 modification times at most every RULES_RELOAD_SECONDS (default 2) and reloads when they
 changed, or when `flask rules reload` touched `instance/rules-reload`. A set that does not
@@ -25,12 +27,15 @@ from typing import cast
 from flask import Flask, current_app
 from werkzeug.local import LocalProxy
 
+from app.config import ROOT
 from app.filecheck import FileErrors
 from app.matching.loader import load_rules
 from app.matching.matcher import Matcher
 from app.matching.model import RuleSet
 from app.playbooks.loader import load_playbooks
 from app.playbooks.model import Playbook
+from app.signals.indicators import MetricSet, load_metrics, shipped_metric_names
+from app.signals.scorecards import Scorecards, load_scorecards
 
 log = logging.getLogger(__name__)
 RELOAD_MARKER = "rules-reload"  # in the instance folder; touched by `flask rules reload`
@@ -41,6 +46,8 @@ class Catalog:
     ruleset: RuleSet
     playbooks: dict[str, Playbook]
     matcher: Matcher
+    metrics: MetricSet = field(default_factory=lambda: MetricSet((), "none"))
+    scorecards: Scorecards = field(default_factory=lambda: Scorecards((), "none"))
     signature: tuple = ()  # the files' names, sizes and mtimes when loaded
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -51,6 +58,8 @@ class _Reloading:
     playbooks_dir: str
     marker: str
     interval: float
+    metrics_dir: str = str(ROOT / "metrics")
+    scorecards_dir: str = str(ROOT / "scorecards")
     checked_at: float = 0.0
     error: str | None = None  # the last refused reload, until a good set loads
     error_at: datetime | None = None
@@ -58,11 +67,42 @@ class _Reloading:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def load_catalog(rules_dir: str, playbooks_dir: str) -> Catalog:
-    signature = files_signature(rules_dir, playbooks_dir)
-    playbooks = load_playbooks(playbooks_dir)
-    ruleset = load_rules(rules_dir, playbooks)
-    return Catalog(ruleset=ruleset, playbooks=playbooks, matcher=Matcher(ruleset), signature=signature)
+def load_catalog(
+    rules_dir: str, playbooks_dir: str, metrics_dir: str | None = None, scorecards_dir: str | None = None
+) -> Catalog:
+    """Load and cross-check the four sets; FileErrors lists every problem of every file.
+    Without a metrics or scorecards folder, the repository's own are used."""
+    metrics_dir = metrics_dir or str(ROOT / "metrics")
+    scorecards_dir = scorecards_dir or str(ROOT / "scorecards")
+    signature = files_signature(rules_dir, playbooks_dir, metrics_dir, scorecards_dir)
+    errors = []
+    metrics = _collect(errors, load_metrics, metrics_dir)
+    playbooks = _collect(errors, load_playbooks, playbooks_dir)
+    # Rules and scorecards are checked against the metrics that loaded (all of them, or none).
+    names = metrics.names if metrics is not None else shipped_metric_names()
+    ruleset = _collect(errors, load_rules, rules_dir, playbooks or {}, metrics=names)
+    scorecards = _collect(errors, load_scorecards, scorecards_dir, names)
+    if errors:
+        raise FileErrors(errors)
+    assert metrics is not None and playbooks is not None and ruleset is not None and scorecards is not None
+    return Catalog(
+        ruleset=ruleset,
+        playbooks=playbooks,
+        matcher=Matcher(ruleset),
+        metrics=metrics,
+        scorecards=scorecards,
+        signature=signature,
+    )
+
+
+def _collect(errors: list, loader, *args, **kwargs):
+    """The loader's result, or None with its problems added to `errors` (so one check reports
+    the problems of all four sets)."""
+    try:
+        return loader(*args, **kwargs)
+    except FileErrors as exc:
+        errors.extend(exc.errors)
+        return None
 
 
 def files_signature(*folders: str) -> tuple:
@@ -85,11 +125,17 @@ def files_signature(*folders: str) -> tuple:
 
 
 def init_app(app: Flask) -> None:
-    rules_dir, playbooks_dir = app.config["RULES_DIR"], app.config["PLAYBOOKS_DIR"]
-    marker = os.path.join(app.instance_path, RELOAD_MARKER)
-    state = _Reloading(rules_dir, playbooks_dir, marker, float(app.config.get("RULES_RELOAD_SECONDS", 2)))
+    config = app.config
+    state = _Reloading(
+        config["RULES_DIR"],
+        config["PLAYBOOKS_DIR"],
+        marker=os.path.join(app.instance_path, RELOAD_MARKER),
+        interval=float(config.get("RULES_RELOAD_SECONDS", 2)),
+        metrics_dir=config["METRICS_DIR"],
+        scorecards_dir=config["SCORECARDS_DIR"],
+    )
     try:
-        catalog = load_catalog(rules_dir, playbooks_dir)
+        catalog = load_catalog(state.rules_dir, state.playbooks_dir, state.metrics_dir, state.scorecards_dir)
     except FileErrors as exc:
         if not _rules_command():
             raise  # a server whose files do not load does not start
@@ -114,7 +160,8 @@ def _signature(state: _Reloading) -> tuple:
         marked = os.stat(marker).st_mtime_ns
     except OSError:
         marked = None
-    return files_signature(state.rules_dir, state.playbooks_dir) + ((marker, marked),)
+    folders = (state.rules_dir, state.playbooks_dir, state.metrics_dir, state.scorecards_dir)
+    return files_signature(*folders) + ((marker, marked),)
 
 
 def current() -> Catalog:
@@ -141,7 +188,7 @@ def refresh(app: Flask, force: bool = False) -> bool:
         if signature == live.signature or (signature == state.failed_signature and not force):
             return False
         try:
-            catalog = load_catalog(state.rules_dir, state.playbooks_dir)
+            catalog = load_catalog(state.rules_dir, state.playbooks_dir, state.metrics_dir, state.scorecards_dir)
         except FileErrors as exc:
             state.error, state.error_at, state.failed_signature = str(exc), datetime.now(UTC), signature
             log.error(

@@ -25,10 +25,13 @@ def init_app(app: Flask) -> None:
 
     @app.cli.command("check")
     def check_files() -> None:
-        """Check rules/ and playbooks/ (also `python -m app.check`, which works when they are broken)."""
+        """Check rules/, playbooks/, metrics/ and scorecards/ (`python -m app.check` works when they are broken)."""
         from app.check import check
 
-        ok, report = check(current_app.config["RULES_DIR"], current_app.config["PLAYBOOKS_DIR"])
+        config = current_app.config
+        ok, report = check(
+            config["RULES_DIR"], config["PLAYBOOKS_DIR"], config["METRICS_DIR"], config["SCORECARDS_DIR"]
+        )
         click.echo(report, err=not ok)
         if not ok:
             raise SystemExit(1)

@@ -69,6 +69,7 @@ def build_config(instance_path: str) -> dict:
         "RULES_DIR": env_str("RULES_DIR", str(ROOT / "rules")),
         "PLAYBOOKS_DIR": env_str("PLAYBOOKS_DIR", str(ROOT / "playbooks")),
         "SCORECARDS_DIR": env_str("SCORECARDS_DIR", str(ROOT / "scorecards")),
+        "METRICS_DIR": env_str("METRICS_DIR", str(ROOT / "metrics")),
         # Seconds between checks for changed rule and playbook files (0: only `flask rules reload`).
         "RULES_RELOAD_SECONDS": env_int("RULES_RELOAD_SECONDS", 2),
         "CRM_WEBHOOK_SECRET": env_str("CRM_WEBHOOK_SECRET", generated["CRM_WEBHOOK_SECRET"]),

@@ -7,16 +7,19 @@ tasks are dated back to when their event happened and most of them are worked.
 
 from __future__ import annotations
 
+import json
 import random
+import zlib
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.intake.store import store_event
-from app.jobs import enqueue_events
-from app.models import Account, AuditEntry, PlaybookRun, Task, User
+from app.models import AuditEntry, PlaybookRun, Task, User
 from app.models.types import utcnow
 from app.playbooks.tasks import complete_task
 
@@ -219,66 +222,91 @@ USAGE_LEVEL = {"green": 1.0, "yellow": 0.8, "red": 0.55, "black": 0.3}
 
 
 def _usage_history(rng: random.Random, now: datetime) -> None:
-    """Four months of daily usage, feedback and tickets per account, written as rollups, and a
-    score point every two weeks: the score charts and the dashboard's trend have history.
-
-    Rollups are written directly (thousands of daily figures through the full pipeline would
-    make the first start slow); the scores are computed by the same code as live ones.
+    """Four months of daily usage, feedback and tickets per account, loaded as a history is
+    (`flask replay FILE --history`, app/signals/history.py): rollups and one score per account
+    and day, set-based, and no playbook for the past. The last day's events go through the
+    normal pipeline, so the rules see the present as they would live.
     """
-    from sqlalchemy import insert
-
     from app.models import HealthChange
-    from app.models.usage import DailyUsage
-    from app.signals.metrics import metrics_for
-    from app.signals.scores import recompute
+    from app.signals.history import load_history
 
     history: dict[str, list] = {}
     for account_id, at, status in db.session.execute(
         select(HealthChange.account_id, HealthChange.at, HealthChange.status).order_by(HealthChange.at)
     ):
         history.setdefault(account_id, []).append((at, status))
-    rows = []
-    for account_id, changes in history.items():
-        base = rng.lognormvariate(3.6, 0.7)
+    path = Path(current_app.instance_path) / "demo-usage.jsonl"
+    with path.open("w", encoding="utf-8") as out:
         for back in range(USAGE_DAYS, 0, -1):
-            at = now - timedelta(days=back)
-            status = next((s for when, s in reversed(changes) if when <= at), changes[0][1])
-            weekend = 0.45 if at.weekday() >= 5 else 1.0
-            active = max(0, round(base * USAGE_LEVEL[status] * weekend * rng.uniform(0.85, 1.15)))
-            unhappy = status in ("red", "black")
-            rows.append(
-                {
-                    "account_id": account_id,
-                    "day": at.date(),
-                    "active_users": active,
-                    "logins": round(active * rng.uniform(1.5, 2.5)),
-                    "features": {"reporting": active // 3},
-                    "seats": round(base * 1.3),
-                    "new_users": rng.choice([0] * 20 + [1, 2]),
-                    "nps_score": (rng.randint(0, 6) if unhappy else rng.randint(7, 10))
-                    if rng.random() < 0.02
-                    else None,
-                    "happiness": (rng.randint(1, 2) if unhappy else rng.randint(3, 4)) if rng.random() < 0.02 else None,
-                    "tickets": int(rng.random() < (0.12 if unhappy else 0.03)),
-                    "tickets_high": int(unhappy and rng.random() < 0.06),
-                    "sentiment_sum": 0.0,
-                    "sentiment_count": 0,
-                }
-            )
-    for start in range(0, len(rows), 5000):
-        db.session.execute(insert(DailyUsage), rows[start : start + 5000])
-    db.session.commit()
-    band_changes = []
-    for account_id in history:
-        account = db.session.get(Account, account_id)
-        assert account is not None  # created above
-        for back in list(range(USAGE_DAYS - 60, 0, -14)) + [0]:
-            at = now - timedelta(days=back)
-            change = recompute(account, at, metrics_for(account_id, at))
-            if change is not None:
-                band_changes.append(change.id)
-        db.session.commit()
-    enqueue_events(band_changes)  # band changes are events like any other: rules may act on them
+            for account_id, changes in history.items():
+                for event in _usage_day(rng, account_id, changes, now - timedelta(days=back)):
+                    out.write(json.dumps(event) + "\n")
+    load_history(path)
+    path.unlink()
+
+
+def _usage_day(rng: random.Random, account_id: str, changes: list, at: datetime) -> list[dict]:
+    """One account's events of one day, shaped by the status it had then."""
+    status = next((s for when, s in reversed(changes) if when <= at), changes[0][1])
+    base = (zlib.crc32(account_id.encode()) % 60) + 8  # the account's size: stable, not random
+    weekend = 0.45 if at.weekday() >= 5 else 1.0
+    active = max(0, round(base * USAGE_LEVEL[status] * weekend * rng.uniform(0.85, 1.15)))
+    unhappy = status in ("red", "black")
+    day = at.strftime("%Y-%m-%d")
+    stamp = f"{day}T{rng.randint(8, 18):02d}:{rng.randint(0, 59):02d}:00Z"
+    key = f"demo-{account_id}-{day}"
+    events = [
+        {
+            "id": f"{key}-daily",
+            "account_id": account_id,
+            "type": "usage.daily",
+            "occurred_at": f"{day}T23:00:00Z",
+            "properties": {
+                "active_users": active,
+                "logins": round(active * rng.uniform(1.5, 2.5)),
+                "features": {"reporting": active // 3, "export": int(rng.random() < 0.3) * (active // 5)},
+                "seats": round(base * 1.3),
+            },
+        }
+    ]
+    if rng.random() < 0.03:
+        events.append(_demo_event(key, "users", account_id, stamp, "users.added", {"count": rng.randint(1, 3)}))
+    if rng.random() < 0.02:
+        score = rng.randint(0, 6) if unhappy else rng.randint(7, 10)
+        events.append(_demo_event(key, "nps", account_id, stamp, "feedback.nps", {"score": score, "user_id": "u1"}))
+    if rng.random() < 0.03:
+        level = rng.choice(["not_happy", "neutral"] if unhappy else ["happy", "very_happy", "happy", "neutral"])
+        user = f"u{rng.randint(1, 4)}"
+        events.append(
+            _demo_event(key, "happy", account_id, stamp, "feedback.happiness", {"level": level, "user_id": user})
+        )
+    if rng.random() < (0.12 if unhappy else 0.03):
+        severity = "high" if unhappy and rng.random() < 0.5 else "normal"
+        subject = rng.choice(DEMO_TICKETS["bad" if unhappy else "fine"])
+        events.append(
+            _demo_event(key, "ticket", account_id, stamp, "support.ticket", {"severity": severity, "subject": subject})
+        )
+    return events
+
+
+def _demo_event(key: str, kind: str, account_id: str, stamp: str, event_type: str, properties: dict) -> dict:
+    return {
+        "id": f"{key}-{kind}",
+        "account_id": account_id,
+        "type": event_type,
+        "occurred_at": stamp,
+        "properties": properties,
+    }
+
+
+DEMO_TICKETS = {
+    "fine": ["Question about report filters", "How do I add a colleague?", "Invoice address change"],
+    "bad": [
+        "Export broken again, very frustrating",
+        "Sync keeps failing, the team is angry",
+        "Still waiting for a fix, this is unacceptable",
+    ],
+}
 
 
 def _run_queued_jobs() -> None:

@@ -24,9 +24,9 @@ from app.models.types import utcnow
 from app.playbooks.actions.offboard import strip_contacts
 from app.playbooks.lifecycle import on_health_change
 from app.playbooks.runner import open_runs_of
-from app.signals.metrics import metrics_for
+from app.signals.metrics import live_metric_set, metrics_for
 from app.signals.rollups import USAGE_TYPES, apply_usage_event
-from app.signals.scores import recompute as recompute_score
+from app.signals.scores import rescore
 
 log = logging.getLogger(__name__)
 CRM_TYPES = ("account.health_changed", "account.updated")
@@ -82,7 +82,7 @@ def apply_crm_event(event: Event) -> str:
     account = lock_account(data["account"]["id"])
     if account.erased_at is not None:  # off-boarded: personal data that arrives late is not kept
         event.payload = strip_contacts(event.payload)
-    apply_account_facts(account, data["account"])
+    apply_account_facts(account, data["account"], at=data["occurred_at"])
     if data["type"] != "account.health_changed":
         return "account updated"
     health = data["health"]
@@ -116,12 +116,14 @@ def apply_signal_event(event: Event, follow_ups: list[Event | None]) -> str:
     """A usage, feedback, support, custom or internal event: rollups and score first, then the rules."""
     account = lock_account(event.account_id)
     properties = (event.payload or {}).get("properties") or {}
-    revealed = apply_usage_event(account.id, event.type, event.occurred_at, properties)
-    metrics = metrics_for(account.id, event.occurred_at)
-    if event.type in SCORE_INPUTS:
-        band_change = recompute_score(account, event.occurred_at, metrics)
+    metric_set = live_metric_set()
+    revealed = apply_usage_event(account, event.type, event.occurred_at, properties, metric_set)
+    if event.type in SCORE_INPUTS or event.type in metric_set.event_types():
+        metrics, band_change = rescore(account, event.occurred_at)
         if band_change is not None:
             follow_ups.append(band_change)
+    else:
+        metrics = metrics_for(account.id, event.occurred_at)
     facts = event_facts(event=event, account=account, metrics=metrics, health=None)
     # A feature used for the first time is an event of its own, which rules can match.
     for feature in revealed.get("new_features", []):

@@ -17,25 +17,6 @@ from typing import Any
 from app.accounts import account_facts
 from app.models import Account, Event
 
-# The derived metrics rules may read (app/signals/metrics.py computes them; the loader
-# refuses any other name). Keep in step with docs/interfaces.md.
-METRICS = (
-    "active_users_avg_30d",
-    "active_users_avg_prev_30d",
-    "active_users_change_pct_30d",
-    "logins_7d",
-    "logins_30d",
-    "new_users_30d",
-    "seats",
-    "nps_last",
-    "days_since_nps",
-    "happiness_last",
-    "tickets_30d",
-    "tickets_high_30d",
-    "ticket_sentiment_30d",
-    "features_used_30d",
-)
-
 # Account facts and their kind ("string", "number", "status"), for the loader's type checks.
 ACCOUNT_FACTS = {
     "id": "string",

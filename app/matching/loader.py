@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 from app.filecheck import (
@@ -19,8 +20,9 @@ from app.filecheck import (
     yaml_files,
 )
 from app.matching import conditions as c
-from app.matching.facts import ACCOUNT_FACTS, METRICS
+from app.matching.facts import ACCOUNT_FACTS
 from app.matching.model import HEALTH_TRIGGER, SCHEDULE_TRIGGER, Brake, Rule, RuleSet, Schedule, Throttle
+from app.signals.indicators import shipped_metric_names
 
 STATUSES = ("green", "yellow", "red", "black")  # the default health scheme, best to worst
 ACCOUNT_FIELDS = ("id", "name", "segment", "lifecycle_stage", "plan", "csm", "manager")
@@ -121,10 +123,10 @@ SCHEMA = {
                                         "from": {"type": ["string", "null"]},
                                         "crm_from": {"type": ["string", "null"]},
                                         "account": _SAMPLE_ACCOUNT,
+                                        # Names are checked against the declared metrics (_check_rule).
                                         "metrics": {
                                             "type": "object",
-                                            "additionalProperties": False,
-                                            "properties": {name: {"type": ["number", "null"]} for name in METRICS},
+                                            "additionalProperties": {"type": ["number", "null"]},
                                         },
                                         "event": {
                                             "type": "object",
@@ -163,8 +165,14 @@ class RuleTest(NamedTuple):
     playbook: str | None = None  # when given: the rule fires and this playbook is launched
 
 
-def load_rules(rules_dir: str, playbooks: dict, statuses: tuple[str, ...] = STATUSES) -> RuleSet:
-    """All rules of rules_dir; raises FileErrors listing every problem in every file."""
+def load_rules(
+    rules_dir: str, playbooks: dict, statuses: tuple[str, ...] = STATUSES, metrics: Collection[str] | None = None
+) -> RuleSet:
+    """All rules of rules_dir; raises FileErrors listing every problem in every file.
+
+    `metrics`: the metric names a condition may read (the live MetricSet's; by default the
+    shipped metrics/ folder's)."""
+    metrics = shipped_metric_names() if metrics is None else metrics
     files = yaml_files(rules_dir)
     errors: list[FileError] = []
     loaded: list[tuple[YamlFile, tuple, dict, Any]] = []
@@ -172,7 +180,7 @@ def load_rules(rules_dir: str, playbooks: dict, statuses: tuple[str, ...] = STAT
     for doc in _read(files, errors):
         # Rules with schema errors are checked too, so that one run reports everything.
         for item, path, _ in _rules(doc, errors):
-            problems, condition = _check_rule(doc, path, item, playbooks, statuses)
+            problems, condition = _check_rule(doc, path, item, playbooks, statuses, metrics)
             errors += problems
             name = item.get("name")
             if isinstance(name, str) and name in first_seen:
@@ -290,7 +298,9 @@ def _rules(doc: YamlFile, errors: list[FileError]):
 FACT_ROOTS = ("type", "to", "from", "crm_from", "event", "account", "metrics", "schedule")
 
 
-def _check_rule(doc: YamlFile, path: tuple, item: dict, playbooks: dict, statuses) -> tuple[list[FileError], Any]:
+def _check_rule(
+    doc: YamlFile, path: tuple, item: dict, playbooks: dict, statuses, metrics: Collection[str]
+) -> tuple[list[FileError], Any]:
     # Values of the wrong type were reported by the schema: skip them here.
     found = []
     playbook = item.get("playbook")
@@ -347,7 +357,7 @@ def _check_rule(doc: YamlFile, path: tuple, item: dict, playbooks: dict, statuse
         except c.ConditionError as exc:
             found.append(_condition_error(doc, path + ("if",), text, exc))
         else:
-            problems = condition_errors(condition, statuses)
+            problems = condition_errors(condition, statuses, metrics)
             found += [_condition_error(doc, path + ("if",), text, exc) for exc in problems]
             condition = None if problems else condition
     throttle = item.get("throttle")
@@ -355,7 +365,7 @@ def _check_rule(doc: YamlFile, path: tuple, item: dict, playbooks: dict, statuse
     for index, name in enumerate([group_by] if isinstance(group_by, str) else group_by or []):
         if isinstance(name, str):
             try:
-                fact_kind(name)
+                fact_kind(name, metrics)
             except c.ConditionError as exc:
                 where = path + ("throttle", "group_by") + (() if isinstance(group_by, str) else (index,))
                 found.append(doc.error(where, exc.message, exc.hint))
@@ -368,6 +378,16 @@ def _check_rule(doc: YamlFile, path: tuple, item: dict, playbooks: dict, statuse
         for key in ("to", "from"):
             if isinstance(facts, dict):
                 found += _bad_statuses(doc, path + ("tests", number, "facts", key), facts.get(key), statuses)
+        sample_metrics = facts.get("metrics") if isinstance(facts, dict) else None
+        for name in sample_metrics if isinstance(sample_metrics, dict) else ():
+            if name not in metrics:
+                found.append(
+                    doc.error(
+                        path + ("tests", number, "facts", "metrics", name),
+                        f"unknown metric {name!r}",
+                        suggest(name, sorted(metrics), "metrics (built in and in metrics/)"),
+                    )
+                )
         expected = sample.get("playbook") if isinstance(sample, dict) else None
         if isinstance(expected, str) and expected not in playbooks:
             found.append(
@@ -395,7 +415,7 @@ def _template_errors(doc: YamlFile, path: tuple, value: Any) -> list[FileError]:
     return []
 
 
-def fact_kind(path: str) -> str:
+def fact_kind(path: str, metrics: Collection[str] | None = None) -> str:
     """ "string", "number", "status" or "any" for a fact path; ConditionError if there is no such fact."""
     parts = path.split(".")
     root = parts[0]
@@ -408,9 +428,12 @@ def fact_kind(path: str) -> str:
             return ACCOUNT_FACTS[parts[1]]
         raise c.ConditionError(f"unknown account fact {path!r}", 0, suggest(parts[1], ACCOUNT_FACTS, "account facts"))
     if root == "metrics" and len(parts) == 2:
-        if parts[1] in METRICS:
+        known = shipped_metric_names() if metrics is None else metrics
+        if parts[1] in known:
             return "number"
-        raise c.ConditionError(f"unknown metric {parts[1]!r}", 0, suggest(parts[1], METRICS, "metrics"))
+        raise c.ConditionError(
+            f"unknown metric {parts[1]!r}", 0, suggest(parts[1], sorted(known), "metrics (built in and in metrics/)")
+        )
     if root == "event" and len(parts) == 2 and parts[1] in ("id", "type", "occurred_at"):
         return "string"
     if root == "event" and len(parts) >= 3 and parts[1] == "properties":
@@ -431,28 +454,28 @@ def fact_kind(path: str) -> str:
 _KIND_NAMES = {"string": "text", "number": "a number", "status": "a health status"}
 
 
-def check_condition(node, statuses=STATUSES) -> None:
+def check_condition(node, statuses=STATUSES, metrics: Collection[str] | None = None) -> None:
     """Type-check a parsed condition; raises the first problem (see condition_errors)."""
-    errors = condition_errors(node, statuses)
+    errors = condition_errors(node, statuses, metrics)
     if errors:
         raise errors[0]
 
 
-def condition_errors(node, statuses=STATUSES) -> list[c.ConditionError]:
+def condition_errors(node, statuses=STATUSES, metrics: Collection[str] | None = None) -> list[c.ConditionError]:
     """Every problem of a parsed condition: unknown facts, values of the wrong kind, bad regexes."""
     errors = []
     for leaf in c.predicates(node):
         try:
-            _check_leaf(leaf, statuses)
+            _check_leaf(leaf, statuses, metrics)
         except c.ConditionError as exc:
             errors.append(exc)
     return errors
 
 
-def _check_leaf(leaf, statuses) -> None:
+def _check_leaf(leaf, statuses, metrics: Collection[str] | None = None) -> None:
     """One predicate: a known fact, values of its kind, a valid regex; raises ConditionError."""
     try:
-        kind = fact_kind(leaf.path)
+        kind = fact_kind(leaf.path, metrics)
     except c.ConditionError as exc:
         raise c.ConditionError(exc.message, leaf.loc, exc.hint) from None
     if isinstance(leaf, c.Matches):

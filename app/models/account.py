@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
-from app.models.types import UTCDateTime, utcnow
+from app.models.types import JSONType, UTCDateTime, utcnow
 
 HEALTH_STATUSES = ("green", "yellow", "red", "black")
 
@@ -31,6 +31,13 @@ class Account(Model):
     health_reason: Mapped[str | None] = mapped_column(Text)
     score: Mapped[int | None]
     customer_since: Mapped[date | None]
+    # The signal side (app/signals/): the first day with usage data (windows start there), the
+    # newest occurrence of each declared series, and when the decision maker contact changed.
+    first_day: Mapped[date | None]
+    signal_latest: Mapped[dict | None] = mapped_column(JSONType)
+    decision_maker_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    score_day: Mapped[date | None]  # the newest score's day and band (app/signals/scores.py)
+    score_band: Mapped[str | None] = mapped_column(String(40))
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -33,6 +33,8 @@ class DailyUsage(Model):
     tickets_high: Mapped[int] = mapped_column(default=0)  # severity high or urgent
     sentiment_sum: Mapped[float] = mapped_column(default=0.0)
     sentiment_count: Mapped[int] = mapped_column(default=0)
+    # The declared metrics' series of the day (app/signals/frame.py): series key -> entry.
+    values: Mapped[dict | None] = mapped_column(JSONType)
 
 
 class FeatureUse(Model):

@@ -4,7 +4,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from app.signals import replay, scores
+    from app.signals import cli
 
-    scores.load(app)  # scorecards/*.yml; a broken file stops the start like a broken rule file
-    replay.init_app(app)
+    # metrics/ and scorecards/ load with the rules (app/catalog.py): a broken file stops the start.
+    cli.init_app(app)

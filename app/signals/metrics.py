@@ -1,142 +1,135 @@
-"""Metrics over event-time windows, read from the daily rollups (docs/interfaces.md lists them).
+"""An account's metrics as of a day, in event time: the declared ones and the built-in facts.
 
-All windows end at `at` (the event's occurred_at), so a history replayed today gives the
-same metrics as it did live.
+The declared metrics (metrics/*.yml, app/signals/indicators.py) are computed from the daily
+rollups by app/signals/frame.py; the built-ins (tenure, days to renewal, days since the
+decision maker changed) from the account. Every window ends with the day asked for, so a
+history replayed today gives the metrics it gave live. docs/signals.md lists the shipped ones.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import bindparam, select, union_all
+from sqlalchemy import bindparam, select
 
+from app import catalog
 from app.extensions import db
+from app.models import Account
 from app.models.usage import DailyUsage
+from app.signals.frame import Carried, Frame, compute
+from app.signals.indicators import MetricSet
 
-METRICS = (
-    "active_users_avg_30d",
-    "active_users_avg_prev_30d",
-    "active_users_change_pct_30d",
-    "logins_7d",
-    "logins_30d",
-    "new_users_30d",
-    "seats",
-    "nps_last",
-    "days_since_nps",
-    "happiness_last",
-    "tickets_30d",
-    "tickets_high_30d",
-    "ticket_sentiment_30d",
-    "features_used_30d",
-)
-# A change in active users needs a baseline: at least this many days with data before.
-MIN_BASELINE_DAYS = 7
+# Rows read at a time when a `latest` value lies before the days a frame reads (rare: a
+# history recomputed far back; the live path finds it in accounts.signal_latest).
+LOOKBACK_CHUNK = 200
+
+_ROWS = (
+    select(DailyUsage.day, DailyUsage.values)
+    .where(
+        DailyUsage.account_id == bindparam("account_id"),
+        DailyUsage.day >= bindparam("first"),
+        DailyUsage.day <= bindparam("last"),
+    )
+    .order_by(DailyUsage.day)
+)  # built once: this runs for every event
 
 
-COLUMNS = (
-    DailyUsage.day,
-    DailyUsage.active_users,
-    DailyUsage.logins,
-    DailyUsage.features,
-    DailyUsage.seats,
-    DailyUsage.new_users,
-    DailyUsage.nps_score,
-    DailyUsage.happiness,
-    DailyUsage.tickets,
-    DailyUsage.tickets_high,
-    DailyUsage.sentiment_sum,
-    DailyUsage.sentiment_count,
-)
-# Metrics that take the latest value however old (an NPS answer from last year is still the last).
-LATEST = (("nps_score", DailyUsage.nps_score), ("happiness", DailyUsage.happiness), ("seats", DailyUsage.seats))
+def live_metric_set() -> MetricSet:
+    return catalog.current().metrics
 
 
 def metrics_for(account_id: str, at: datetime) -> dict:
-    today = at.date()
-    start_30, start_prev = today - timedelta(days=29), today - timedelta(days=59)
-    rows, older = _read(account_id, start_prev, today)
-    recent = [r for r in rows if r.day >= start_30]
-    previous = [r for r in rows if r.day < start_30]
-    avg_30 = _mean([r.active_users for r in recent])
-    prev_values = [r.active_users for r in previous if r.active_users is not None]
-    avg_prev = _mean(prev_values) if len(prev_values) >= MIN_BASELINE_DAYS else None
-    change = None
-    if avg_30 is not None and avg_prev:
-        change = round((avg_30 - avg_prev) / avg_prev * 100, 1)
-    sentiment_count = sum(r.sentiment_count or 0 for r in recent)
-    latest = _latest(rows, older, LATEST)
-    nps_day, nps = latest["nps_score"]
-    happiness, seats = latest["happiness"][1], latest["seats"][1]
-    features = set()
-    for r in recent:
-        features.update(name for name, uses in (r.features or {}).items() if uses)
+    """Every metric of the account as of `at`'s day (declared and built in)."""
+    account = db.session.get(Account, account_id)
+    if account is None:
+        return {}
+    day = at.date()
+    return metrics_on_days(account, [day])[day]
+
+
+def metrics_on_days(account: Account, days: list[date], metric_set: MetricSet | None = None) -> dict[date, dict]:
+    """Every metric for each of `days`, from one read of the rollups."""
+    metric_set = metric_set or live_metric_set()
+    frame = read_frame(account, min(days) - timedelta(days=metric_set.span()), max(days), metric_set)
+    results = compute(metric_set, frame, days)
+    for day in days:
+        results[day].update(builtin_metrics(account, day))
+    return results
+
+
+def builtin_metrics(account: Account, day: date) -> dict:
+    """The built-in facts (indicators.BUILTIN) as of `day`."""
+    start = account.customer_since or account.first_day
+    changed = account.decision_maker_changed_at
     return {
-        "active_users_avg_30d": avg_30,
-        "active_users_avg_prev_30d": avg_prev,
-        "active_users_change_pct_30d": change,
-        "logins_7d": sum(r.logins or 0 for r in recent if r.day > today - timedelta(days=7)),
-        "logins_30d": sum(r.logins or 0 for r in recent),
-        "new_users_30d": sum(r.new_users or 0 for r in recent),
-        "seats": seats,
-        "nps_last": nps,
-        "days_since_nps": (today - nps_day).days if nps_day else None,
-        "happiness_last": happiness,
-        "tickets_30d": sum(r.tickets or 0 for r in recent),
-        "tickets_high_30d": sum(r.tickets_high or 0 for r in recent),
-        "ticket_sentiment_30d": round(sum(r.sentiment_sum or 0 for r in recent) / sentiment_count, 3)
-        if sentiment_count
-        else None,
-        "features_used_30d": len(features),
+        "tenure_days": (day - start).days if start and start <= day else None,
+        "days_to_renewal": (account.renewal_date - day).days if account.renewal_date else None,
+        "days_since_decision_maker_changed": (day - changed.date()).days if changed and changed.date() <= day else None,
     }
 
 
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return round(sum(values) / len(values), 2) if values else None
-
-
-def _read(account_id: str, first: date, last: date) -> tuple[list, list]:
-    """The 60 days' rows, and for each of LATEST the newest row before them that has it, in one
-    round trip (this runs for every event): plain rows, not ORM objects, as object loading is
-    the cost. Each part is an index range on (account_id, day)."""
-    rows = db.session.execute(_READ, {"account_id": account_id, "first": first, "last": last}).all()
-    rows.sort(key=lambda row: row.day)
-    return [r for r in rows if r.day >= first], [r for r in rows if r.day < first]
-
-
-def _read_statement():
-    """Built once: constructing this union costs more than running it."""
-    account_id, first, last = bindparam("account_id"), bindparam("first"), bindparam("last")
-    window = select(*COLUMNS).where(
-        DailyUsage.account_id == account_id, DailyUsage.day >= first, DailyUsage.day <= last
+def read_frame(account: Account, first: date, last: date, metric_set: MetricSet) -> Frame:
+    """The account's rollups from `first` to `last`, with what `latest` metrics need from before."""
+    data_start = account.first_day
+    frame_first = max(first, data_start) if data_start else first
+    rows = db.session.execute(_ROWS, {"account_id": account.id, "first": frame_first, "last": last}).all()
+    frame = Frame(
+        first=frame_first,
+        last=max(last, frame_first),
+        data_start=data_start,
+        days={r.day: r.values or {} for r in rows},
     )
-    # SQLite takes no ORDER BY / LIMIT inside a compound SELECT: each older pick is a subquery.
-    picks = [
-        select(*COLUMNS)
-        .where(DailyUsage.account_id == account_id, DailyUsage.day < first, column.is_not(None))
-        .order_by(DailyUsage.day.desc())
-        .limit(1)
-        .subquery()
-        for _, column in LATEST
-    ]
-    return union_all(window, *(select(*pick.c) for pick in picks))
+    frame.carried = _carried(account, frame_first, _unbounded_keys(metric_set))
+    frame.series_start = {
+        key: date.fromisoformat(seen.get("f") or seen["d"]) for key, seen in (account.signal_latest or {}).items()
+    }
+    return frame
 
 
-_READ = _read_statement()
+def _unbounded_keys(metric_set: MetricSet) -> set[str]:
+    """The series of `latest` and `days_since` metrics without a window: they look back however far."""
+    return {
+        series.key
+        for metric in metric_set.metrics
+        if metric.aggregate in ("latest", "days_since") and not metric.window
+        for series in metric.sources
+    }
 
 
-def _latest(rows: list, older: list, columns) -> dict[str, tuple]:
-    """(day, value) of the latest known value of each column up to today: from the 60 days,
-    else from the newest older row that has it, else (None, None)."""
-    found = {}
-    for name, _ in columns:
-        found[name] = next(
-            (
-                (row.day, getattr(row, name))
-                for source in (rows, older)
-                for row in reversed(source)
-                if getattr(row, name) is not None
-            ),
-            (None, None),
-        )
+def _carried(account: Account, before: date, keys: set[str]) -> dict[str, Carried]:
+    """The newest occurrence of each series before `before`: from accounts.signal_latest when
+    that is older than `before` (the live case), else from the rows before it."""
+    summary = account.signal_latest or {}
+    carried, missing = {}, set()
+    for key in keys:
+        newest = summary.get(key)
+        if newest is None:
+            continue  # never seen: nothing to carry
+        if date.fromisoformat(newest["d"]) < before:
+            carried[key] = Carried(date.fromisoformat(newest["d"]), newest.get("v"), newest.get("t"))
+        else:
+            missing.add(key)  # the newest is inside or after the frame; an older one may exist
+    if missing and account.first_day and account.first_day < before:
+        carried.update(_latest_before(account.id, before, missing))
+    return carried
+
+
+def _latest_before(account_id: str, before: date, keys: set[str]) -> dict[str, Carried]:
+    found: dict[str, Carried] = {}
+    cursor = before
+    while keys - set(found):
+        rows = db.session.execute(
+            select(DailyUsage.day, DailyUsage.values)
+            .where(DailyUsage.account_id == account_id, DailyUsage.day < cursor)
+            .order_by(DailyUsage.day.desc())
+            .limit(LOOKBACK_CHUNK)
+        ).all()
+        for row in rows:
+            for key in keys - set(found):
+                entry = (row.values or {}).get(key)
+                if entry and entry.get("n"):
+                    found[key] = Carried(row.day, entry.get("v"), entry.get("t"))
+        if len(rows) < LOOKBACK_CHUNK:
+            break
+        cursor = rows[-1].day
     return found

@@ -1,56 +1,22 @@
-"""`flask replay FILE`: load a history of events through the normal intake, at full speed.
+"""`flask replay FILE`: a history of events through the normal intake, at full speed.
 
-FILE is JSON lines (one CONTRACT section 3 event per line) or CSV with the columns
-id, account_id, type, occurred_at, and either `properties` (a JSON object) or one
-column per property (numbers are read as numbers). Batches of 1,000 go through
-`POST /api/v1/events` in-process, so validation, idempotency and storage are exactly
-those of the API; the running workers process them (or `--process` does it here).
+Batches of 1,000 go through `POST /api/v1/events` in-process, so validation, idempotency
+and storage are exactly those of the API; the running workers process them (or `--process`
+does it here), rules and playbooks included. To load a year of history without acting on
+the past, `--history` (app/signals/history.py). The file formats: app/signals/event_files.py.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 from flask import current_app
 
+from app.signals.event_files import read_events
+
 BATCH = 1000
-
-
-def read_events(path: Path) -> Iterator[dict]:
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                yield _from_csv(row)
-    else:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise click.ClickException(f"{path}:{number}: not JSON ({exc.msg})") from None
-
-
-def _from_csv(row: dict) -> dict:
-    event = {key: row.pop(key) for key in ("id", "account_id", "type", "occurred_at") if key in row}
-    if row.get("properties"):
-        event["properties"] = json.loads(row.pop("properties"))
-    else:
-        event["properties"] = {key: _number(value) for key, value in row.items() if value not in (None, "")}
-    return event
-
-
-def _number(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def replay(path: Path, process: bool = False) -> dict:
@@ -71,21 +37,11 @@ def replay(path: Path, process: bool = False) -> dict:
                 totals[key] += response.get_json()[key]
             bar.update(len(batch))
             if process:
-                _work()
+                work()
     return totals
 
 
-def _work() -> None:
+def work() -> None:
     from app.jobs import work_queued_jobs
 
     work_queued_jobs()
-
-
-def init_app(app) -> None:
-    @app.cli.command("replay")
-    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--process", is_flag=True, help="process the events here too (no worker needed)")
-    def replay_command(file: Path, process: bool) -> None:
-        """Load a history of events (JSON lines or CSV) through the normal intake."""
-        totals = replay(file, process)
-        click.echo(f"{totals['accepted']} accepted, {totals['duplicates']} duplicates")

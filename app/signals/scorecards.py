@@ -6,11 +6,12 @@ status whose threshold the score reaches, best first.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from app.filecheck import FileErrors, content_hash, raise_if_any, read_yaml, schema_errors, yaml_files
+from app.filecheck import FileErrors, content_hash, raise_if_any, read_yaml, schema_errors, suggest, yaml_files
 from app.models import HEALTH_STATUSES
-from app.signals.metrics import METRICS
+from app.signals.indicators import shipped_metric_names
 
 SCHEMA = {
     "type": "object",
@@ -44,8 +45,12 @@ SCHEMA = {
                             "additionalProperties": False,
                             "required": ["metric", "weight", "points"],
                             "properties": {
-                                "metric": {"enum": list(METRICS)},
+                                "metric": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
                                 "weight": {"type": "number", "exclusiveMinimum": 0},
+                                "direction": {
+                                    "enum": ["higher_is_better", "lower_is_better"],
+                                    "description": "say lower_is_better where points fall as the value rises",
+                                },
                                 "points": {
                                     "type": "array",
                                     "minItems": 2,
@@ -132,7 +137,10 @@ class Scorecards:
         return next((card for card in self.cards if card.applies(account)), None)
 
 
-def load_scorecards(folder: str) -> Scorecards:
+def load_scorecards(folder: str, metrics: Collection[str] | None = None) -> Scorecards:
+    """Every scorecard in `folder`; an indicator must name a metric in `metrics` (the live
+    MetricSet's names; by default those of the repository's metrics/ folder)."""
+    metrics = shipped_metric_names() if metrics is None else metrics
     files = yaml_files(folder)
     errors, cards, names = [], [], {}
     for path in files:
@@ -157,6 +165,25 @@ def load_scorecards(folder: str) -> Scorecards:
                 )
             names[raw["name"]] = f"{path}:{doc.at(where)[0]}"
             for i, indicator in enumerate(raw["indicators"]):
+                if indicator["metric"] not in metrics:
+                    errors.append(
+                        doc.error(
+                            where + ("indicators", i, "metric"),
+                            f"unknown metric {indicator['metric']!r}",
+                            suggest(indicator["metric"], sorted(metrics), "metrics (built in and in metrics/)"),
+                        )
+                    )
+                ys = [y for _, y in indicator["points"]]
+                falls = ys[-1] < ys[0]
+                stated = indicator.get("direction")
+                if stated and (stated == "lower_is_better") != falls:
+                    errors.append(
+                        doc.error(
+                            where + ("indicators", i, "direction"),
+                            f"direction says {stated} but the points {'fall' if falls else 'rise'} with the value",
+                            "make the points rise for higher_is_better and fall for lower_is_better",
+                        )
+                    )
                 xs = [x for x, _ in indicator["points"]]
                 if xs != sorted(xs) or len(set(xs)) != len(xs):
                     errors.append(

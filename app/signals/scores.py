@@ -1,101 +1,129 @@
-"""Recomputing an account's health score when an input changes, in event time.
+"""Scoring an account in event time: one health score per account and day.
 
-A change of band (the colour the numbers point to) becomes the internal event
-`health.score_band_changed`, so rules can act on it like on any other event.
+An input on day D scores D and every day its windows reach: the silent days since the last
+score (a day without events still has a score: its windows slid on), and, for a late event,
+the later days whose windows include D. A change of band on the newest day (the colour the
+numbers point to now) becomes the internal event `health.score_band_changed`, so rules can
+act on it like on any other event; a corrected past changes the history, not the present.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
-from flask import Flask, current_app
 from sqlalchemy import select
 
-from app.catalog import files_signature
+from app import catalog
 from app.extensions import db
-from app.filecheck import FileErrors
 from app.intake.store import store_event
 from app.models import Account, Event
 from app.models.score import HealthScore
-from app.signals.scorecards import Scorecards, load_scorecards
+from app.models.types import utcnow
+from app.signals.metrics import metrics_on_days
+from app.signals.scorecards import Scorecard, Scorecards
 
 log = logging.getLogger(__name__)
-
-
-def load(app: Flask) -> None:
-    """Load scorecards/ at start (a broken file stops the start, like a broken rule file)."""
-    folder = app.config["SCORECARDS_DIR"]
-    app.extensions["triage_scorecards"] = load_scorecards(folder)
-    app.extensions["triage_scorecards_seen"] = {"signature": files_signature(folder), "checked": time.monotonic()}
+# The most silent days scored in one go after a long gap (the daily job scores every account
+# every day, so a longer gap means the account's first score or a server that was down).
+MAX_FILL_DAYS = 400
 
 
 def scorecards() -> Scorecards:
-    """The live scorecards, reloaded when their files change (checked at most every
-    RULES_RELOAD_SECONDS). A changed set that does not load is refused and logged; the last
-    good one stays live, as with rules."""
-    app = current_app._get_current_object()
-    seen = app.extensions["triage_scorecards_seen"]
-    interval = app.config.get("RULES_RELOAD_SECONDS", 2)
-    if interval > 0 and time.monotonic() - seen["checked"] >= interval:
-        seen["checked"] = time.monotonic()
-        signature = files_signature(app.config["SCORECARDS_DIR"])
-        if signature != seen["signature"]:
-            seen["signature"] = signature
-            try:
-                app.extensions["triage_scorecards"] = load_scorecards(app.config["SCORECARDS_DIR"])
-                log.info("scorecards reloaded: version %s", app.extensions["triage_scorecards"].version)
-            except FileErrors as exc:
-                log.error("scorecard files changed but do not load; the previous ones stay live:\n%s", exc)
-    return app.extensions["triage_scorecards"]
+    """The live scorecards (reloaded with the rest of the files, app/catalog.py)."""
+    return catalog.current().scorecards
 
 
-def recompute(account: Account, at: datetime, metrics: dict) -> Event | None:
-    """Store the score for `at`'s day; return the band-change event it caused, if any.
-
-    The caller holds the account lock and commits (then enqueues the returned event).
-    """
+def rescore(account: Account, at: datetime) -> tuple[dict, Event | None]:
+    """Score `at`'s day and the days it affects; return that day's metrics (for the rules) and
+    the band-change event it caused, if any. The caller holds the account lock and commits
+    (then enqueues the returned event)."""
+    day = at.date()
+    newest = account.score_day
+    days = days_to_score(day, newest, catalog.current().metrics.span(), account.first_day)
+    metrics = metrics_on_days(account, days)
     card = scorecards().for_account(account)
     if card is None:
-        return None
+        return metrics[day], None
+    band_change = None
+    # The usual event is on the newest day or the next: no look-up of the history is needed.
+    existing = {}
+    if newest is not None and days[0] <= newest:
+        existing = {
+            row.day: row
+            for row in db.session.execute(
+                select(HealthScore).where(
+                    HealthScore.account_id == account.id, HealthScore.day >= days[0], HealthScore.day <= days[-1]
+                )
+            ).scalars()
+        }
+    previous_band = account.score_band if newest is None or days[0] > newest else _band_before(account.id, days[0])
+    for scored_day in days:
+        row = existing.get(scored_day)
+        point_at = at if scored_day == day else _day_end(scored_day, at)
+        stored = _store(account, card, scored_day, point_at, metrics[scored_day], row)
+        if stored is None:
+            continue
+        score, band = stored
+        if scored_day == days[-1] and (newest is None or scored_day >= newest):  # the present
+            account.score, account.score_day, account.score_band = score, scored_day, band
+            before = row.band if row is not None else previous_band
+            if before is not None and before != band:
+                band_change = _band_event(account, scored_day, at, before, band, card.name)
+        previous_band = band
+    return metrics[day], band_change
+
+
+def days_to_score(day: date, newest: date | None, span: int, first_day: date | None) -> list[date]:
+    """`day`, the silent days between the newest score and it, and (for a late input) the later
+    scored days whose windows reach back to it."""
+    start = day
+    if newest is not None and newest < day:
+        start = max(newest + timedelta(days=1), day - timedelta(days=MAX_FILL_DAYS))
+    elif newest is None and first_day is not None and first_day < day:
+        start = max(first_day, day - timedelta(days=MAX_FILL_DAYS))
+    end = day
+    if newest is not None and newest > day:
+        end = min(newest, day + timedelta(days=span))
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _day_end(day: date, at: datetime) -> datetime:
+    return datetime.combine(day, datetime.max.time().replace(microsecond=0), tzinfo=at.tzinfo)
+
+
+def _band_before(account_id: str, day: date) -> str | None:
+    return db.session.scalar(
+        select(HealthScore.band)
+        .where(HealthScore.account_id == account_id, HealthScore.day < day)
+        .order_by(HealthScore.day.desc())
+        .limit(1)
+    )
+
+
+def _store(
+    account: Account, card: Scorecard, day: date, at: datetime, metrics: dict, row: HealthScore | None
+) -> tuple[int, str] | None:
+    """Write the day's point; (score, band), or None when the metrics give no score."""
     score, details = card.evaluate(metrics)
     if score is None:
         return None
     band = card.band(score)
-    day = at.date()
-    # The newest two points up to this day: this day's (if any) and the one before it.
-    latest = (
-        db.session.execute(
-            select(HealthScore)
-            .where(HealthScore.account_id == account.id, HealthScore.day <= day)
-            .order_by(HealthScore.day.desc())
-            .limit(2)
-        )
-        .scalars()
-        .all()
-    )
-    row = latest[0] if latest and latest[0].day == day else None
-    before = next((point for point in latest if point.day < day), None)
-    previous_band = row.band if row is not None else (before.band if before else None)
     if row is None:
-        row = HealthScore(
-            account_id=account.id, day=day, at=at, score=score, band=band, scorecard=card.name, details=details
+        db.session.add(
+            HealthScore(
+                account_id=account.id, day=day, at=at, score=score, band=band, scorecard=card.name, details=details
+            )
         )
-        db.session.add(row)
     else:
         row.at, row.score, row.band, row.scorecard, row.details = max(row.at, at), score, band, card.name, details
-    newer = db.session.scalar(
-        select(HealthScore.id).where(HealthScore.account_id == account.id, HealthScore.day > day).limit(1)
-    )
-    if newer is not None:
-        return None  # a late input: the history is corrected, the present is not this day
-    account.score = score
-    if previous_band is None or previous_band == band:
-        return None
+    return score, band
+
+
+def _band_event(account: Account, day: date, at: datetime, before: str, band: str, card: str) -> Event | None:
     return store_event(
         source="triage",
-        external_id=f"band-{account.id}-{day.isoformat()}-{previous_band}-{band}",
+        external_id=f"band-{account.id}-{day.isoformat()}-{before}-{band}",
         type="health.score_band_changed",
         account_id=account.id,
         occurred_at=at,
@@ -104,7 +132,7 @@ def recompute(account: Account, at: datetime, metrics: dict) -> Event | None:
             "account_id": account.id,
             "type": "health.score_band_changed",
             "occurred_at": at.isoformat(),
-            "properties": {"from": previous_band, "to": band, "score": score, "scorecard": card.name},
+            "properties": {"from": before, "to": band, "score": account.score, "scorecard": card},
         },
     )
 
@@ -114,12 +142,9 @@ def recompute_all(at: datetime | None = None) -> dict:
     usage falls to nothing). One transaction per account, band changes enqueued after."""
     from app.accounts import lock_account
     from app.jobs import enqueue_process_events
-    from app.models.types import utcnow
-    from app.signals.metrics import metrics_for
-
-    at = at or utcnow()
     from app.models.usage import DailyUsage
 
+    at = at or utcnow()
     # Only accounts that send usage have a score: a CRM-only account's zeros mean nothing.
     account_ids = (
         db.session.execute(
@@ -133,7 +158,7 @@ def recompute_all(at: datetime | None = None) -> dict:
     changes = []
     for account_id in account_ids:
         account = lock_account(account_id)
-        change = recompute(account, at, metrics_for(account_id, at))
+        _, change = rescore(account, at)
         db.session.commit()
         if change is not None:
             changes.append(change.id)

@@ -163,27 +163,33 @@ def test_the_health_chart_draws_score_points_when_given():
 
 def test_the_account_page_charts_usage_lists_key_metrics_and_the_events(web, db):
     from app.models import Event
-    from app.models.usage import DailyUsage
+    from app.signals.history import load_events
 
     team(db)
     account(db, "acme", ANA)
     today = NOW.date()
     # 40 days of usage with a week missing in the middle: the chart leaves a gap there.
-    add(
-        db,
-        *[
-            DailyUsage(
-                account_id="acme",
-                day=today - timedelta(days=d),
-                active_users=50 - d // 4,
-                logins=80,
-                seats=60,
-                features={},
-                nps_score=9 if d == 3 else None,
-            )
+    load_events(
+        [
+            {
+                "id": f"u-{d}",
+                "account_id": "acme",
+                "type": "usage.daily",
+                "occurred_at": f"{today - timedelta(days=d + 1)}T00:00:00Z",  # older than the two below
+                "properties": {"active_users": 50 - d // 4, "logins": 80, "seats": 60},
+            }
             for d in range(40)
             if not 15 <= d < 22
-        ],
+        ]
+        + [
+            {
+                "id": "nps-1",
+                "account_id": "acme",
+                "type": "feedback.nps",
+                "occurred_at": f"{today - timedelta(days=3)}T00:00:00Z",
+                "properties": {"score": 9},
+            }
+        ]
     )
     add(
         db,
@@ -214,7 +220,8 @@ def test_the_account_page_charts_usage_lists_key_metrics_and_the_events(web, db)
     assert re.search(r"last NPS</dt>\s*<dd[^>]*>9</dd>", metrics)
     assert re.search(r"logins, 30 days</dt>\s*<dd[^>]*>\d+</dd>", metrics)
     events = re.findall(r'<tr class="event-row">(.*?)</tr>', html, re.S)
-    assert len(events) == 2 and "support.ticket" in events[0] and "severity: high, subject: Export broken" in events[0]
+    assert "support.ticket" in events[0] and "severity: high, subject: Export broken" in events[0]
+    assert "usage.daily" in events[2]  # then the loaded history
     assert "error" in events[0] and "to red - Champion &lt;b&gt;left&lt;/b&gt;" in events[1]
     # Another CSM's account: not even its events.
     assert signed_in(web, BEN).get("/admin/account/acme").status_code == 403

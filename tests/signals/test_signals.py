@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.signals.metrics import METRICS, metrics_for
+from app.signals.indicators import shipped_metric_names
+from app.signals.metrics import metrics_for
 from app.signals.sentiment import sentiment
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
@@ -37,7 +38,7 @@ def test_a_decline_in_active_users_over_30_days(client, db, auth, run_jobs):
     run_jobs()
     at = START + timedelta(days=59)
     m = metrics_for("acme", at)
-    assert set(m) == set(METRICS)
+    assert set(m) == set(shipped_metric_names())
     assert (m["active_users_avg_30d"], m["active_users_avg_prev_30d"]) == (75, 100)
     assert m["active_users_change_pct_30d"] == -25.0
     assert m["logins_7d"] == 7 * 150 and m["logins_30d"] == 30 * 150
@@ -230,21 +231,21 @@ def test_a_lasting_disagreement_between_crm_and_score_asks_the_csm_to_review(cli
     assert "active users change pct 30d" in task.instructions
 
 
-def test_scorecards_are_reloaded_when_their_files_change_and_a_broken_change_is_refused(app, db, tmp_path):
+def test_scorecards_are_reloaded_when_their_files_change_and_a_broken_change_is_refused(db, tmp_path):
+    """Scorecards load with the rules, metrics and playbooks (app/catalog.py): a changed file goes
+    live, a broken one is refused and the last good set stays live."""
     import os
     import shutil
     import time as clock
 
-    from app.signals import scores
+    from app import catalog, create_app
     from tests.helpers import ROOT
 
     folder = tmp_path / "cards"
     shutil.copytree(ROOT / "scorecards", folder)
-    saved = (app.config["SCORECARDS_DIR"], app.config.get("RULES_RELOAD_SECONDS"))
-    app.config.update(SCORECARDS_DIR=str(folder), RULES_RELOAD_SECONDS=0.01)
-    try:
-        scores.load(app)
-        first = scores.scorecards().version
+    app = create_app({"TESTING": True, "SCORECARDS_DIR": str(folder), "RULES_RELOAD_SECONDS": 0.01})
+    with app.app_context():
+        first = catalog.current().scorecards.version
         card = folder / "default.yml"
         card.write_text(
             card.read_text().replace(
@@ -253,12 +254,10 @@ def test_scorecards_are_reloaded_when_their_files_change_and_a_broken_change_is_
         )
         os.utime(card, (clock.time() + 5, clock.time() + 5))
         clock.sleep(0.02)
-        second = scores.scorecards()
+        second = catalog.current().scorecards
         assert second.version != first
         card.write_text("scorecards: [ {name: broken")  # a broken edit
         os.utime(card, (clock.time() + 10, clock.time() + 10))
         clock.sleep(0.02)
-        assert scores.scorecards().version == second.version  # the last good set stays live
-    finally:
-        app.config.update(SCORECARDS_DIR=saved[0], RULES_RELOAD_SECONDS=saved[1] or 2)
-        scores.load(app)
+        assert catalog.current().scorecards.version == second.version  # the last good set stays live
+        assert "default.yml" in (catalog.reload_error(app)[0] or "")

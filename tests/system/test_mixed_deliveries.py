@@ -25,7 +25,6 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from statistics import fmean
 
 import pytest
 import yaml
@@ -80,11 +79,13 @@ USAGE_TYPES = {
     "feedback.happiness",
     "support.ticket",
 }  # CONTRACT 3: the defined types, which feed the rollups
-MIN_BASELINE_DAYS = 7  # app/signals/metrics.py: a change in active users needs 7 days of data before the window
+MIN_BASELINE_DAYS = 7  # metrics/usage.yml: a change in active users needs 7 days of data before the window
 
 
 def test_the_model_follows_the_rule_and_playbook_files():
-    from app.signals.metrics import MIN_BASELINE_DAYS as server_baseline
+    from app.signals.indicators import load_metrics
+
+    server_baseline = load_metrics(str(ROOT / "metrics")).by_name["active_users_change_pct_30d"].min_days
 
     rules = {}
     for path in (ROOT / "rules").glob("*.yml"):
@@ -647,17 +648,23 @@ class Model:
 
     @staticmethod
     def active_users_change(account, today):
-        def values(first, last):  # days with data from `first` to `last` days back
-            return [
-                r["active_users"]
-                for d, r in account.days.items()
-                if today - timedelta(days=first) <= d <= today - timedelta(days=last) and r["active_users"] is not None
-            ]
+        """metrics/usage.yml: active users per calendar day (a day without data is a zero) from the
+        account's first day with usage data, the last 30 days against the 30 before, which need
+        MIN_BASELINE_DAYS of the account's days."""
+        first = min(account.days)
 
-        recent, previous = values(29, 0), values(59, 30)
-        if not recent or len(previous) < MIN_BASELINE_DAYS:
+        def per_day(end_back):  # (average, days covered) of the 30 days ending `end_back` days back
+            end = today - timedelta(days=end_back)
+            if end < first:
+                return None, 0
+            start = max(end - timedelta(days=29), first)
+            total = sum(r["active_users"] or 0 for d, r in account.days.items() if start <= d <= end)
+            return total / ((end - start).days + 1), (end - start).days + 1
+
+        (recent, _), (previous, covered) = per_day(0), per_day(30)
+        if recent is None or not previous or covered < MIN_BASELINE_DAYS:
             return None
-        change = (fmean(recent) - fmean(previous)) / fmean(previous) * 100
+        change = (recent - previous) / previous * 100
         assert not -22 < change < -18, "the stream keeps changes away from the -20% threshold (rounding)"
         return change
 

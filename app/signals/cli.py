@@ -1,0 +1,92 @@
+"""`flask replay FILE [--process | --history [--skip-bad]]`: loading event files."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models.score import HealthScore
+from app.signals.event_files import read_numbered
+from app.signals.history import BadFile, load_history
+from app.signals.replay import replay, work
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(scorecards_cli)
+
+    @app.cli.command("replay")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--process", is_flag=True, help="process the events here too (no worker needed)")
+    @click.option(
+        "--history",
+        is_flag=True,
+        help="load as history, set-based: rollups and daily scores, no playbook for the past",
+    )
+    @click.option("--skip-bad", is_flag=True, help="with --history: load the good rows of a file with bad ones")
+    def replay_command(file: Path, process: bool, history: bool, skip_bad: bool) -> None:
+        """Load a history of events (JSON lines or CSV): through the normal intake, or --history."""
+        if history:
+            _load_history(file, skip_bad, process)
+            return
+        totals = replay(file, process)
+        click.echo(f"{totals['accepted']} accepted, {totals['duplicates']} duplicates")
+
+
+def _load_history(file: Path, skip_bad: bool, process: bool) -> None:
+    size = sum(1 for _ in read_numbered(file))
+    with click.progressbar(length=size, label=f"loading {file.name}") as bar:
+        try:
+            report = load_history(file, skip_bad=skip_bad, progress=bar.update)
+        except BadFile as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(report.summary())
+    if process:
+        work()
+
+
+scorecards_cli = AppGroup("scorecards", help="Check how well the health score predicts churn; tune its bands.")
+
+
+@scorecards_cli.command("validate")
+@click.option("--since", "since_days", default="365d", show_default=True, help="observations of the last N days")
+@click.option("--horizon", default="30d", show_default=True, help="churn within this many days counts")
+@click.option("--lead", default=5, show_default=True, help="days before each monthly anniversary")
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a CSV of account_id,churn_date (default: the health history, turned black)",
+)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of Markdown")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where validation.md and validation.json go (default: the instance folder)",
+)
+def validate_command(
+    since_days: str, horizon: str, lead: int, labels: Path | None, as_json: bool, out: Path | None
+) -> None:
+    """AUC, band churn rates, deciles and each indicator's own AUC over the stored history."""
+    from app.signals.validation import validate, write
+
+    last = db.session.scalar(select(func.max(HealthScore.day)))
+    since = last - timedelta(days=_days(since_days)) if last else None
+    report = validate(since=since, horizon=_days(horizon), lead=lead, labels=labels)
+    write(report, out or Path(current_app.instance_path) / "validation")
+    if as_json:
+        click.echo(json.dumps(report.as_json(), default=str))
+    else:
+        click.echo(report.markdown())
+
+
+def _days(text: str) -> int:
+    try:
+        return int(text.removesuffix("d"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: a number of days, e.g. 30d") from None
