@@ -90,3 +90,49 @@ def _days(text: str) -> int:
         return int(text.removesuffix("d"))
     except ValueError:
         raise click.BadParameter(f"{text!r}: a number of days, e.g. 30d") from None
+
+
+@scorecards_cli.command("calibrate")
+@click.option("--scorecard", default="default", show_default=True)
+@click.option(
+    "--share",
+    "shares",
+    multiple=True,
+    default=("red=0.2", "yellow=0.3"),
+    show_default=True,
+    help="BAND=SHARE of account-days wanted in a worse band (repeat for each)",
+)
+@click.option("--since", "since_days", default="90d", show_default=True, help="the stored scores of the last N days")
+@click.option("--write", is_flag=True, help="write the suggested thresholds into the scorecard's file")
+def calibrate_command(scorecard: str, shares: tuple[str, ...], since_days: str, write: bool) -> None:
+    """Suggest band thresholds from the stored scores (e.g. red = the worst 20% of account-days)."""
+    from app.signals.validation import calibrate, write_bands
+
+    wanted = {}
+    for text in shares:
+        band, _, share = text.partition("=")
+        try:
+            wanted[band.strip()] = float(share)
+        except ValueError:
+            raise click.BadParameter(f"{text!r}: write BAND=SHARE, e.g. red=0.2") from None
+    last = db.session.scalar(select(func.max(HealthScore.day)))
+    since = last - timedelta(days=_days(since_days)) if last else None
+    try:
+        result = calibrate(scorecard, wanted, since)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"scorecard {scorecard}: {result.account_days:,} account-days since {since}")
+    for band, threshold in result.suggested.items():
+        share = result.current_shares.get(band)
+        click.echo(
+            f"  {band:<8} now from {result.current.get(band)} ({'n/a' if share is None else f'{share:.0%}'} of days)"
+            f", suggested from {threshold}"
+        )
+    if write:
+        try:
+            path = write_bands(scorecard, result.suggested, current_app.config["SCORECARDS_DIR"])
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"written to {path}; the running server reloads it")
+    else:
+        click.echo("(nothing written: add --write to put the suggested thresholds in the file)")

@@ -280,3 +280,91 @@ def write(report: ValidationReport, folder: Path) -> tuple[Path, Path]:
     markdown.write_text(report.markdown(), encoding="utf-8")
     data.write_text(json.dumps(report.as_json(), indent=2, default=str), encoding="utf-8")
     return markdown, data
+
+
+def run_and_write(folder: Path) -> dict:
+    """The maintenance job's work (the admin's "Run validation now"): `validate()` with its
+    defaults (the whole stored history), written to `folder`; a summary for the job's result."""
+    report = validate()
+    _, data = write(report, folder)
+    return {
+        "observations": report.observations,
+        "churners": report.churners,
+        "auc": report.auc,
+        "since": report.since,
+        "last_day": report.last_day,
+        "written": str(data),
+    }
+
+
+# ---- calibration -----------------------------------------------------------------------------
+
+
+@dataclass
+class Calibration:
+    scorecard: str
+    account_days: int
+    shares: dict  # band -> wanted share of account-days (worst bands; the best takes the rest)
+    current: dict  # band -> threshold now
+    suggested: dict  # band -> threshold that gives the shares
+    current_shares: dict  # band -> share of account-days the current thresholds give
+
+
+def calibrate(scorecard: str, shares: dict[str, float], since: date | None = None) -> Calibration:
+    """Band thresholds that put the given shares of the stored account-days (of this scorecard,
+    since `since`) in each of the worse bands: red = the worst 20% means red's share is 0.2."""
+    card = next((c for c in catalog.current().scorecards.cards if c.name == scorecard), None)
+    if card is None:
+        raise ValueError(f"no scorecard {scorecard!r}")
+    query = select(HealthScore.score).where(HealthScore.scorecard == scorecard)
+    if since is not None:
+        query = query.where(HealthScore.day >= since)
+    scores = sorted(db.session.scalars(query).all())
+    bands = [status for status, _ in card.bands]  # best first
+    unknown = set(shares) - set(bands[1:])
+    if unknown:
+        raise ValueError(f"shares for {sorted(unknown)}: give shares for the worse bands of {bands}")
+    suggested, cumulative = {bands[-1]: 0}, 0.0
+    for status in reversed(bands[1:]):  # from the worst band up
+        cumulative += shares.get(status, 0.0)
+        upper = bands[bands.index(status) - 1]
+        suggested[upper] = _quantile(scores, cumulative) if scores else dict(card.bands)[upper]
+    suggested = {status: suggested[status] for status in bands}  # best first, as the files write them
+    current_shares = {
+        status: sum(1 for s in scores if card.band(s) == status) / len(scores) if scores else None for status in bands
+    }
+    return Calibration(scorecard, len(scores), shares, dict(card.bands), suggested, current_shares)
+
+
+def _quantile(scores: list[int], share: float) -> int:
+    """The lowest score above the worst `share` of them (so that share falls below it)."""
+    index = min(len(scores) - 1, max(0, round(share * len(scores))))
+    return int(scores[index])
+
+
+def write_bands(scorecard: str, bands: dict[str, int], folder: str) -> str:
+    """Rewrite the scorecard's `bands:` line in its file (a flow mapping on one line, as shipped);
+    the path written. Comments and the rest of the file stay as they are."""
+    from app.filecheck import read_yaml, yaml_files
+
+    for path in yaml_files(folder):
+        doc = read_yaml(path)
+        for index, raw in enumerate((doc.data or {}).get("scorecards") or []):
+            if raw.get("name") != scorecard:
+                continue
+            line_number = doc.at(("scorecards", index, "bands"))[0]
+            lines = Path(path).read_text(encoding="utf-8").splitlines(keepends=True)
+            line = lines[line_number - 1]
+            head, sep, tail = line.partition("bands:")
+            if not sep or "{" not in tail:
+                raise ValueError(
+                    f"{path}:{line_number}: bands is not a one-line mapping; write {_flow(bands)} there by hand"
+                )
+            lines[line_number - 1] = f"{head}bands: {_flow(bands)}\n"
+            Path(path).write_text("".join(lines), encoding="utf-8")
+            return path
+    raise ValueError(f"no scorecard {scorecard!r} in {folder}")
+
+
+def _flow(bands: dict[str, int]) -> str:
+    return "{" + ", ".join(f"{status}: {threshold}" for status, threshold in bands.items()) + "}"

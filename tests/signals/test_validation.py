@@ -102,3 +102,29 @@ def test_labels_from_a_file(db, tmp_path):
     labels.write_text("account_id,churn_date\nx,2026-03-01\n")
     found, _ = observations(labels=labels)
     assert [o.churned for o in sorted(found, key=lambda o: o.day)] == [False, True]
+
+
+def test_calibrate_suggests_thresholds_by_share_and_writes_only_the_bands_line(db, app, tmp_path):
+    import shutil
+
+    from app import catalog, create_app
+    from app.signals.validation import calibrate, write_bands
+    from tests.helpers import ROOT
+
+    for index in range(10):
+        account_with_scores(db, f"c{index}", lambda day, i=index: 10 * i)  # scores 0, 10, .. 90
+    result = calibrate("default", {"red": 0.2, "yellow": 0.3})
+    assert result.account_days == 10 * ((LAST - FIRST).days + 1)
+    assert result.suggested == {"red": 0, "yellow": 20, "green": 50}
+    assert result.current_shares["green"] == 0.3  # 70, 80, 90 under the shipped thresholds
+    folder = tmp_path / "cards"
+    shutil.copytree(ROOT / "scorecards", folder)
+    before = (folder / "default.yml").read_text()
+    write_bands("default", result.suggested, str(folder))
+    after = (folder / "default.yml").read_text()
+    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
+    assert len(changed) == 1 and changed[0][1].strip() == "bands: {green: 50, yellow: 20, red: 0}"
+    reloaded = create_app({"TESTING": True, "SCORECARDS_DIR": str(folder)})
+    with reloaded.app_context():
+        card = next(c for c in catalog.current().scorecards.cards if c.name == "default")
+        assert (card.band(19), card.band(20), card.band(50)) == ("red", "yellow", "green")
