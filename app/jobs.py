@@ -44,7 +44,8 @@ PROCESS_EVENT = "workers.events.process_event"
 PROCESS_EVENTS = "workers.events.process_events"
 RUN_STEP = "workers.jobs.run_step"
 REFRESH_DASHBOARD = "workers.maintenance.refresh_dashboard"
-JOB_FUNCTIONS = (PROCESS_EVENT, PROCESS_EVENTS, RUN_STEP, REFRESH_DASHBOARD)
+VALIDATE_SCORECARDS = "workers.maintenance.validate_scorecards"
+JOB_FUNCTIONS = (PROCESS_EVENT, PROCESS_EVENTS, RUN_STEP, REFRESH_DASHBOARD, VALIDATE_SCORECARDS)
 
 
 def queue(name: str, app: Flask | None = None) -> Queue:
@@ -199,6 +200,19 @@ def _forget_after_rollback(session: Session) -> None:
 
 def enqueue_dashboard_refresh(scope: str) -> None:
     queue(MAINTENANCE).enqueue(REFRESH_DASHBOARD, scope, job_timeout=300, result_ttl=60)
+
+
+def enqueue_validation() -> bool:
+    """The scorecards' validation report, asked for on the admin's Score quality page. One at a
+    time (id `validate-scorecards`): False when one is already queued or running. A new run
+    supersedes a failed one (which would otherwise stay listed as failed under the same id)."""
+    job_id = "validate-scorecards"
+    if is_alive(job_id):
+        return False
+    q = queue(MAINTENANCE)
+    q.failed_job_registry.remove(job_id)
+    q.enqueue(VALIDATE_SCORECARDS, job_id=job_id, job_timeout=3600, result_ttl=86400, failure_ttl=FAILURE_TTL)
+    return True
 
 
 def work_queued_jobs() -> None:

@@ -1,16 +1,17 @@
 """The maintenance queue's jobs: an app context around a core function each, nothing else.
 
 The scheduler enqueues the periodic ones (workers/periodic.py); `refresh_dashboard` is
-enqueued by a page that found its figures stale (app/jobs.py).
+enqueued by a page that found its figures stale, `validate_scorecards` by the Score quality
+page's button (app/jobs.py).
 """
 
 from __future__ import annotations
 
 from app import sweeper
-from app.admin import dashboard_snapshot
+from app.admin import dashboard_snapshot, score_quality
 from app.matching import scheduled_rules
 from app.playbooks import recovery, sla
-from app.signals import review, scores
+from app.signals import review, scores, validation
 from workers.context import with_app
 
 
@@ -66,3 +67,9 @@ def warm_dashboards() -> list[str]:
 def refresh_dashboard(scope: str) -> list[str]:
     """One scope's figures, asked for by a page that found them stale."""
     return dashboard_snapshot.refresh(scope)
+
+
+@with_app
+def validate_scorecards() -> dict:
+    """The scorecards' validation report, into the instance folder (where the admin reads it)."""
+    return validation.run_and_write(score_quality.report_folder())

@@ -7,6 +7,7 @@
 - dashboard.py /admin/dashboard/: the executive dashboard (charts drawn as inline SVG by charts.py)
 - audit.py     /admin/audit/: the audit log
 - rules.py     /admin/rules/: the loaded rules, their state and fires (managers read, CS ops act)
+- score_quality.py /admin/score-quality/: how well the scorecards predict churn (managers read, CS ops run)
 - queues.py    /admin/queues/: RQ queues, failed jobs, outbox backlog
 - records.py   /admin/event/, /admin/playbookrun/ (read-only)
 - cli.py       `flask users create|list|set-password`
@@ -29,6 +30,7 @@ def init_app(app: Flask) -> None:
     from app.admin.queues import QueuesView
     from app.admin.records import EventView, PlaybookRunView
     from app.admin.rules import RulesView
+    from app.admin.score_quality import ScoreQualityView
     from app.admin.tasks import TaskView
     from app.admin.views import HomeView
     from app.models import Account, AuditEntry, Event, PlaybookRun, Task
@@ -48,6 +50,7 @@ def init_app(app: Flask) -> None:
     admin.add_view(AccountView(Account, db, name="Accounts", endpoint="account"))
     admin.add_view(DashboardView(name="Dashboard", endpoint="dashboard"))
     admin.add_view(RulesView(name="Rules", endpoint="rules"))
+    admin.add_view(ScoreQualityView(name="Score quality", endpoint="score_quality", url="score-quality"))
     admin.add_view(QueuesView(name="Queues", endpoint="queues"))
     admin.add_view(AuditView(AuditEntry, db, name="Audit log", endpoint="audit"))
     admin.add_view(EventView(Event, db, name="Events", endpoint="event", category="Records"))

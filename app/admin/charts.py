@@ -124,6 +124,42 @@ def columns(
     return _svg(width, height, body, label)
 
 
+def bars(
+    labels: list[str],
+    values: list[float | None],
+    label: str,
+    fills: list[str] | None = None,
+    unit: str = "",
+    height: int = 180,
+    width: int = 480,
+) -> Markup:
+    """Columns with their value written over each, one colour per column (`fills`, default dark
+    grey); None draws no column and writes "n/a". Labels are cut short, in full on hover."""
+    left, right, top, bottom = 40, 8, 18, 28
+    plot_w, plot_h = width - left - right, height - top - bottom
+    n = max(len(labels), 1)
+    top_value = _nice_max(max((v for v in values if v is not None), default=0))
+    body = _y_axis(left, top, plot_w, plot_h, top_value, unit)
+    slot = plot_w / n
+    bar = max(slot * 0.6, 1)
+    for i, (text, value) in enumerate(zip(labels, values, strict=False)):
+        x = left + i * slot + (slot - bar) / 2
+        shown = "n/a" if value is None else f"{value:.1f}{unit}"
+        h = 0 if value is None else plot_h * value / top_value
+        fill = fills[i] if fills and i < len(fills) else "#343a40"
+        if h > 0:
+            body.append(
+                f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                f'fill="{escape(fill)}"><title>{escape(f"{text}: {shown}")}</title></rect>'
+            )
+        body.append(
+            f'<text x="{x + bar / 2:.1f}" y="{top + plot_h - h - 4:.1f}" text-anchor="middle">{escape(shown)}</text>'
+            f'<text x="{x + bar / 2:.1f}" y="{height - 10}" text-anchor="middle" fill="#6c757d">'
+            f"<title>{escape(text)}</title>{escape(_short(text, max(int(slot / 7), 3)))}</text>"
+        )
+    return _svg(width, height, body, label)
+
+
 def share_bars(rows: list[tuple[str, dict[str, int]]], order: list[str], label: str, width: int = 520) -> Markup:
     """One horizontal 100% bar per row (e.g. per plan), split by status, with the row's total."""
     left, right, row_h, top = 120, 50, 22, 20

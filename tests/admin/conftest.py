@@ -44,3 +44,18 @@ def server(app, db):
     finally:
         httpd.shutdown()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def validation_folder(app):
+    """The folder the Score quality page reads its report from (the app's instance folder's
+    validation/), emptied before and after the test: the instance folder is the session's."""
+    import shutil
+
+    from app.admin.score_quality import report_folder
+
+    with app.app_context():
+        folder = report_folder()
+    shutil.rmtree(folder, ignore_errors=True)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

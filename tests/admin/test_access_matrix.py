@@ -55,6 +55,16 @@ API_WITHOUT_ID = {
 }
 
 
+# Admin routes kept to some roles whatever the object (no team scoping): what a CSM (Ana), a
+# manager (Mo) and CS ops (Olu) get. Score quality: managers read the report, as on the Rules
+# page; only CS ops and admins run it. Every route of a view named here must be listed.
+ROLE_ROUTES = {
+    ("GET", "/admin/score-quality/"): {ANA: 403, MO: 200, OPS: 200},
+    ("POST", "/admin/score-quality/run"): {ANA: 403, MO: 403, OPS: 302},
+}
+ROLE_VIEWS = ("score_quality",)
+
+
 def routes(prefix: str) -> list[tuple[Rule, str]]:
     from flask import current_app
 
@@ -281,6 +291,18 @@ def test_a_manager_does_not_read_another_teams_work_in_the_audit_log(web, db, wo
     assert "agreed a plan with the COO" in html  # the team's own work stays visible
     everything = signed_in(web, OPS).get("/admin/audit/").get_data(as_text=True)
     assert "spoke to the CFO" in everything and "agreed a plan with the COO" in everything
+
+
+def test_role_routes_are_listed_and_answer_each_role_as_listed(app, web, db, world):
+    listed = {(method, rule.rule) for rule, method in routes("/admin/") if rule.endpoint.split(".")[0] in ROLE_VIEWS}
+    assert listed == set(ROLE_ROUTES), "classify every route of these views in ROLE_ROUTES"
+    for email in (ANA, MO, OPS):
+        client = signed_in(web, email)
+        token = page_token(client, "/admin/task/")
+        for (method, url), expected in ROLE_ROUTES.items():
+            response = client.open(url, method=method, data={"csrf_token": token} if method == "POST" else None)
+            assert response.status_code == expected[email], (email, method, url, response.status_code)
+            assert BEN_TITLE not in response.get_data(as_text=True)
 
 
 # -- the same people with personal API tokens --------------------------------------------------

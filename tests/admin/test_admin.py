@@ -100,6 +100,7 @@ ADMIN_URLS = [
     "/admin/account/",
     "/admin/account/acme",
     "/admin/queues/",
+    "/admin/score-quality/",
     "/admin/event/",
     "/admin/event/details/?id=1",
     "/admin/playbookrun/",
@@ -119,7 +120,7 @@ def test_anonymous_requests_are_sent_to_sign_in(web, db, url):
 def test_anonymous_posts_are_sent_to_sign_in(web, db):
     client = web()
     token = page_token(client, "/login")
-    for url in ("/admin/task/1/complete", "/admin/queues/retry", "/admin/queues/delete"):
+    for url in ("/admin/task/1/complete", "/admin/queues/retry", "/admin/queues/delete", "/admin/score-quality/run"):
         response = client.post(url, data={"csrf_token": token})
         assert response.status_code == 302 and response.headers["Location"].startswith("/login"), url
 

@@ -4,7 +4,8 @@ checked in a real browser (Debian's Chromium through Playwright, as tests/admin/
 Hostile strings go in the way real data does: a signed CRM webhook (account name, segment,
 plan, lifecycle stage, contacts, health reason), the events API (feature names, a support
 ticket, custom properties), the admin's own forms (comment, snooze reason, completion note),
-the task services, the audit log, a failed job and a paused rule. Then the admin and the CSM
+the task services, the audit log, a failed job, a paused rule and a validation report (its
+indicator, band and labels names: the Score quality page's tables and charts). Then the admin and the CSM
 walk every page the admin menu offers and every detail page linked from there; on each page
 no script ran (window.__xss unset, no dialog), no element came out of the data, `{{7*7}}`
 stayed literal, and the hostile text is visible as text where it belongs.
@@ -74,6 +75,9 @@ WATCH = hostile("watch")
 RUN_NOTE = hostile("runnote")
 STEP_ERROR = hostile("steperror", SCRIPT)  # shown cut at 160 characters
 EVENT_ERROR = hostile("eventerror")
+INDICATOR = hostile("indicator")
+BAND = hostile("band", SVG)
+LABELS = hostile("labels", SCRIPT)
 
 # Elements and attributes that can only come from the data; `__xss` is in every payload.
 INJECTED = """() => {
@@ -199,6 +203,27 @@ def _operations(db):
     db.session.commit()
     queue(MAINTENANCE).enqueue(fail_loudly, JOB)
     SimpleWorker([queue(MAINTENANCE)], connection=get_redis()).work(burst=True, with_scheduler=False)
+
+
+def _report(folder):
+    """A validation report as `flask scorecards validate` writes it, with hostile names in it."""
+    from app.signals.validation import ValidationReport, write
+
+    write(
+        ValidationReport(
+            observations=10,
+            churners=2,
+            auc=0.7,
+            churn_rate=0.2,
+            bands={BAND: {"churners": 1.0, "others": 0.5, "churn_rate": 0.33, "observations": 6}},
+            deciles=[{"decile": 1, "low": 0, "high": 40, "churn_rate": 0.5}],
+            indicators=[
+                {"metric": INDICATOR, "auc": 0.3, "says": "higher_is_better", "agrees": False, "observations": 10}
+            ],
+            labels=LABELS,
+        ),
+        folder,
+    )
 
 
 def _assert_seeded(db):
@@ -335,7 +360,7 @@ def test_markdown_keeps_data_out_of_its_own_markup():
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing: apt-get install -y chromium")
 def test_hostile_strings_are_shown_as_text_on_every_admin_page(
-    db, client, auth, post_webhook, run_jobs, browser, server
+    db, client, auth, post_webhook, run_jobs, browser, server, validation_folder
 ):
     _people(db)
     _webhooks(post_webhook)
@@ -343,6 +368,7 @@ def test_hostile_strings_are_shown_as_text_on_every_admin_page(
     _events(client, auth)
     run_jobs()
     _operations(db)
+    _report(validation_folder)
     _assert_seeded(db)
     red_task = db.session.scalars(select(Task).where(Task.assignee == ANA, Task.title.like("Action plan%"))).one()
     review = db.session.scalars(
@@ -405,7 +431,10 @@ def test_hostile_strings_are_shown_as_text_on_every_admin_page(
             RUN_NOTE,
             STEP_ERROR,
         )
-        assert not any(key.startswith(("/admin/audit", "/admin/queues", "/admin/event")) for key in ana.texts)
+        assert not any(
+            key.startswith(("/admin/audit", "/admin/queues", "/admin/score-quality", "/admin/event"))
+            for key in ana.texts
+        )
     finally:
         ana.close()
 
@@ -426,6 +455,7 @@ def test_hostile_strings_are_shown_as_text_on_every_admin_page(
             "/admin/dashboard/",
             "/admin/rules/",
             "/admin/queues/",
+            "/admin/score-quality/",
             "/admin/audit/",
             "/admin/event/",
             "/admin/playbookrun/",
@@ -449,6 +479,7 @@ def test_hostile_strings_are_shown_as_text_on_every_admin_page(
         )
         _shows(root.text_of("/admin/rules/"), PAUSED)
         _shows(root.text_of("/admin/queues/"), JOB)
+        _shows(root.text_of("/admin/score-quality/"), INDICATOR, BAND, LABELS)
         _shows(
             root.text_of(r"/admin/event/details/\?id=\d+.*"),
             _json_text(FEATURE),
