@@ -34,8 +34,12 @@ def lock_account(account_id: str) -> Account:
     account = db.session.execute(LOCK, {"account_id": account_id}).scalar_one_or_none()
     if account is not None:  # the usual case: one statement
         return account
-    # First sight. The row this transaction inserts is its own until commit; when a concurrent
-    # transaction inserted it first, nothing comes back and the lock waits for that one.
+    return lock_new_account(account_id)
+
+
+def lock_new_account(account_id: str) -> Account:
+    """lock_account for an account not seen yet: insert it (its own until commit); when a
+    concurrent transaction inserted it first, nothing comes back and the lock waits for that one."""
     insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
     account = (
         db.session.execute(

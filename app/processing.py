@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy.orm import aliased
 
-from app.accounts import apply_account_facts, lock_account, record_health_change
+from app.accounts import apply_account_facts, lock_new_account, record_health_change
 from app.extensions import db
 from app.intake.schemas import CrmWebhookSchema
 from app.intake.store import store_event
 from app.jobs import enqueue_process_events
 from app.matching.enforcer import enforce
 from app.matching.facts import event_facts
-from app.models import Event
+from app.models import Account, Event
 from app.models.types import utcnow
 from app.playbooks.actions.offboard import strip_contacts
 from app.playbooks.lifecycle import on_health_change
@@ -29,6 +30,18 @@ from app.signals.rollups import USAGE_TYPES, apply_usage_event
 from app.signals.scores import rescore
 
 log = logging.getLogger(__name__)
+# The account of an event, locked (built once, like every statement of this hot path).
+LOCK_BY_EVENT = (
+    select(Account)
+    .where(Account.id == select(Event.account_id).where(Event.id == bindparam("event_id")).scalar_subquery())
+    .with_for_update()
+)
+# The account's events that arrived before this one and are still unprocessed (usually none).
+EARLIER = (
+    select(Event.id)
+    .where(Event.account_id == bindparam("account_id"), Event.processed_at.is_(None), Event.id < bindparam("event_id"))
+    .order_by(Event.id)
+)
 CRM_TYPES = ("account.health_changed", "account.updated")
 CRM_SOURCES = ("crm", "hubspot", "salesforce")
 crm_schema = CrmWebhookSchema()
@@ -39,6 +52,12 @@ CLAIM = (
     .where(Event.id == bindparam("event_id"), Event.processed_at.is_(None))
     .values(processed_at=bindparam("now"))
     .returning(Event)
+)
+_before = aliased(Event)
+# The claim of an event with no earlier unprocessed event of its account: the usual case in one
+# statement; when it claims nothing, process_one looks for earlier events (EARLIER) first.
+CLAIM_IN_ORDER = CLAIM.where(
+    ~exists().where(_before.account_id == Event.account_id, _before.processed_at.is_(None), _before.id < Event.id)
 )
 
 
@@ -59,16 +78,37 @@ def process_batch(event_ids: list[int]) -> dict:
 
 
 def process_one(event_id: int) -> str:
-    # The claim and the read in one statement: the row comes back only if it was unprocessed.
-    event = db.session.execute(CLAIM, {"event_id": event_id, "now": utcnow()}).scalars().first()
+    """Apply one event, after any earlier unprocessed event of its account.
+
+    The account's lock comes first, then the claim: every event of an account is applied under
+    that lock, in order of arrival. An earlier event still waiting in another job (two workers,
+    two batches) is applied here first; its own job then finds it done. One that fails is left
+    to its own job (its retries, then the failed jobs), so it cannot hold the account up."""
+    account = db.session.execute(LOCK_BY_EVENT, {"event_id": event_id}).scalars().first()
+    if account is None:  # first sight of the account (or no such event)
+        account_id = db.session.scalar(select(Event.account_id).where(Event.id == event_id))
+        if account_id is None:
+            db.session.rollback()
+            return "no such event"
+        account = lock_new_account(account_id)
     follow_ups: list[Event | None] = []  # internal events this one caused (a score band change)
-    if event is not None:
-        if event.source in CRM_SOURCES and event.type in CRM_TYPES:
-            outcome = apply_crm_event(event)
-        else:
-            outcome = apply_signal_event(event, follow_ups)
-    else:
-        outcome = "already processed"
+    event = db.session.execute(CLAIM_IN_ORDER, {"event_id": event_id, "now": utcnow()}).scalars().first()
+    if event is not None:  # the usual case: nothing of the account waits before it
+        outcome = _apply(event, account, follow_ups)
+    else:  # done already, or earlier events of the account wait in another job: those first
+        for earlier in db.session.execute(EARLIER, {"account_id": account.id, "event_id": event_id}).scalars().all():
+            try:
+                with db.session.begin_nested():
+                    _claim_and_apply(earlier, account, follow_ups)
+            except Exception:
+                log.warning(
+                    "event %s, before event %s of %s, failed here; left to its own job",
+                    earlier,
+                    event_id,
+                    account.id,
+                    exc_info=True,
+                )
+        outcome = _claim_and_apply(event_id, account, follow_ups)
     db.session.commit()
     stored = [follow_up.id for follow_up in follow_ups if follow_up is not None]  # None: seen before
     if stored:
@@ -76,10 +116,24 @@ def process_one(event_id: int) -> str:
     return outcome
 
 
-def apply_crm_event(event: Event) -> str:
-    """A status change or account update in the CRM's shape (CONTRACT 2, or mapped from 2b)."""
+def _claim_and_apply(event_id: int, account: Account, follow_ups: list[Event | None]) -> str:
+    # The claim and the read in one statement: the row comes back only if it was unprocessed.
+    event = db.session.execute(CLAIM, {"event_id": event_id, "now": utcnow()}).scalars().first()
+    if event is None:
+        return "already processed"
+    return _apply(event, account, follow_ups)
+
+
+def _apply(event: Event, account: Account, follow_ups: list[Event | None]) -> str:
+    if event.source in CRM_SOURCES and event.type in CRM_TYPES:
+        return apply_crm_event(event, account)
+    return apply_signal_event(event, account, follow_ups)
+
+
+def apply_crm_event(event: Event, account: Account) -> str:
+    """A status change or account update in the CRM's shape (CONTRACT 2, or mapped from 2b);
+    `account` is the event's, locked."""
     data = crm_schema.load(event.payload)
-    account = lock_account(data["account"]["id"])
     if account.erased_at is not None:  # off-boarded: personal data that arrives late is not kept
         event.payload = strip_contacts(event.payload)
     apply_account_facts(account, data["account"], at=data["occurred_at"])
@@ -112,9 +166,9 @@ def apply_crm_event(event: Event) -> str:
     return f"{len(enforce(facts, event, account, runs))} rule(s) fired"
 
 
-def apply_signal_event(event: Event, follow_ups: list[Event | None]) -> str:
-    """A usage, feedback, support, custom or internal event: rollups and score first, then the rules."""
-    account = lock_account(event.account_id)
+def apply_signal_event(event: Event, account: Account, follow_ups: list[Event | None]) -> str:
+    """A usage, feedback, support, custom or internal event: rollups and score first, then the rules;
+    `account` is the event's, locked."""
     properties = (event.payload or {}).get("properties") or {}
     metric_set = live_metric_set()
     revealed = apply_usage_event(account, event.type, event.occurred_at, properties, metric_set)

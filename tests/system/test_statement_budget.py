@@ -14,7 +14,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from app.intake.store import store_event
-from app.models import Account, Task
+from app.models import Account, Event, Task
 from tests.helpers import health_webhook
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -56,7 +56,7 @@ def stored_webhook(db, account_id: str, to: str, at: datetime, key: str) -> int:
 
 
 @pytest.mark.parametrize("known", [False, True], ids=["new account", "known account"])
-def test_a_red_status_change_costs_at_most_13_statements(db, app, known):
+def test_a_red_status_change_costs_at_most_13_statements_or_14_for_a_new_account(db, app, known):
     from app.processing import process_one
 
     if known:  # the account exists already, green, with nothing open
@@ -74,9 +74,11 @@ def test_a_red_status_change_costs_at_most_13_statements(db, app, known):
     event_id = stored_webhook(db, "acme", "red", NOW, "red")
     seen = statements_of(db, lambda: process_one(event_id))
 
-    # 13 either way: a new account costs its INSERT, a known one going from green to red the look
-    # for snoozed tasks to wake (worse news wakes them).
-    assert len(seen) <= 13, "\n".join(seen)
+    # A known account going from green to red: 13, with the look for snoozed tasks to wake (worse
+    # news wakes them). A new account: 14, its INSERT and the look-up of the event's account id
+    # (the account's lock comes before the claim, so that its events apply in order of arrival
+    # whichever worker has them: app/processing.py).
+    assert len(seen) <= (13 if known else 14), "\n".join(seen)
     # and it did its work: the action plan's two tasks
     assert db.session.scalar(select(func.count(Task.id)).where(Task.status == "open")) == 2
 
@@ -118,5 +120,11 @@ def test_a_usage_event_costs_at_most_10_statements(db, app):
         },
     )
     db.session.commit()
+    # What the history caused (a band change is an event of its own) is processed first, as a
+    # worker would have: an earlier unprocessed event of the account would be applied before it.
+    for pending in db.session.scalars(
+        select(Event.id).where(Event.processed_at.is_(None), Event.id < event.id).order_by(Event.id)
+    ).all():
+        process_one(pending)
     seen = statements_of(db, lambda: process_one(event.id))
     assert len(seen) <= 10, "\n".join(seen)
