@@ -20,6 +20,7 @@ from app.signals.replay import replay, work
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(scorecards_cli)
+    app.cli.add_command(metrics_cli)
 
     @app.cli.command("replay")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -136,3 +137,66 @@ def calibrate_command(scorecard: str, shares: tuple[str, ...], since_days: str, 
         click.echo(f"written to {path}; the running server reloads it")
     else:
         click.echo("(nothing written: add --write to put the suggested thresholds in the file)")
+
+
+@scorecards_cli.command("rescore")
+def rescore_command() -> None:
+    """Recompute every stored daily score with the live scorecards (after changing one, before validate)."""
+    from app import catalog
+    from app.models import Account
+    from app.signals.history import score_accounts
+
+    last = db.session.scalar(select(func.max(HealthScore.day)))
+    if last is None:
+        raise click.ClickException("no scores stored yet: load a history first (flask replay FILE --history)")
+    accounts = db.session.scalars(select(Account.id).where(Account.first_day.is_not(None))).all()
+    written = score_accounts(list(accounts), last, catalog.current().metrics)
+    click.echo(f"{written:,} daily scores of {len(accounts):,} accounts recomputed through {last}")
+
+
+metrics_cli = AppGroup("metrics", help="The declared health indicators (metrics/*.yml).")
+
+
+@metrics_cli.command("test")
+def metrics_test_command() -> None:
+    """Run the metric files' samples against the live declarations."""
+    from app import catalog
+    from app.signals.samples import failing_metric_samples, load_metric_samples
+
+    samples = load_metric_samples(current_app.config["METRICS_DIR"])
+    failures = failing_metric_samples(catalog.current().metrics, samples)
+    for failure in failures:
+        click.echo(str(failure), err=True)
+    if failures:
+        raise SystemExit(1)
+    click.echo(f"{len(samples)} metric samples: OK")
+
+
+@metrics_cli.command("show")
+@click.argument("account_id")
+@click.option("--at", "at_day", help="the day (YYYY-MM-DD; default today)")
+def metrics_show_command(account_id: str, at_day: str | None) -> None:
+    """Every metric of an account as of a day, declared and built in."""
+    from datetime import UTC, date, datetime
+
+    from app.signals.metrics import metrics_for
+
+    day = date.fromisoformat(at_day) if at_day else datetime.now(UTC).date()
+    values = metrics_for(account_id, datetime.combine(day, datetime.max.time(), tzinfo=UTC))
+    if not values:
+        raise click.ClickException(f"no account {account_id!r}")
+    width = max(len(name) for name in values)
+    for name, value in values.items():
+        click.echo(f"{name:<{width}}  {'-' if value is None else value}")
+
+
+@metrics_cli.command("rebuild")
+def metrics_rebuild_command() -> None:
+    """Recompute the declared series of every stored event, then every daily score."""
+    from app.signals.history import rebuild_series
+
+    summary = rebuild_series()
+    click.echo(
+        f"{summary['events']:,} events, {summary['account_days']:,} account-days, "
+        f"{summary['accounts']:,} accounts, {summary['scores']:,} daily scores"
+    )

@@ -253,9 +253,10 @@ def _insert_processed(rows: list[tuple[dict, dict]]) -> set[str]:
     return set(db.session.execute(statement, values).scalars())
 
 
-def _roll_up(rows: list[tuple[dict, dict]], metric_set: MetricSet) -> int:
+def _roll_up(rows: list[tuple[dict, dict]], metric_set: MetricSet, series_only: bool = False) -> int:
     """The chunk's events into their account-days (merged with what is stored), first feature
-    uses and the accounts' first day and newest values; the number of account-days written."""
+    uses and the accounts' first day and newest values; the number of account-days written.
+    `series_only`: the declared series alone (a rebuild: the fixed columns are already right)."""
     if not rows:
         return 0
     keys = {(data["account_id"], data["occurred_at"].date()) for data, _ in rows}
@@ -268,9 +269,10 @@ def _roll_up(rows: list[tuple[dict, dict]], metric_set: MetricSet) -> int:
         if row is None:
             row = days[key] = {"account_id": account_id, "day": at.date(), **dict(NEW_ROW, features={}), "values": {}}
         properties = signal_properties(event_type, data["properties"])
-        apply_columns(row, event_type, properties)
+        if not series_only:
+            apply_columns(row, event_type, properties)
         apply_series(row["values"], metric_set, event_type, properties, at.timestamp())
-        for feature in _features_of(event_type, properties):
+        for feature in [] if series_only else _features_of(event_type, properties):
             seen = first_uses.get((account_id, feature))
             if seen is None or at < seen:
                 first_uses[(account_id, feature)] = at
@@ -426,3 +428,47 @@ def score_accounts(account_ids: list[str], through: date, metric_set: MetricSet)
             written += len(rows)
         db.session.commit()
     return written
+
+
+# ---- rebuilding the declared series ----------------------------------------------------------
+
+
+def rebuild_series(chunk: int = CHUNK, progress: Callable[[int], None] | None = None) -> dict:
+    """Recompute every account-day's declared series from the stored events, then every
+    account's daily scores: after a metrics file declared a series the rollups have no past of
+    (`flask metrics rebuild`). Run again from the start if interrupted."""
+    metric_set = catalog.current().metrics
+    db.session.execute(update(DailyUsage).values(values=None))
+    db.session.execute(update(Account).values(signal_latest=None, first_day=None))
+    db.session.commit()
+    types = sorted(metric_set.event_types())
+    last_id, events, days = 0, 0, 0
+    while True:
+        batch = db.session.execute(
+            select(Event.id, Event.account_id, Event.type, Event.occurred_at, Event.payload)
+            .where(Event.id > last_id, Event.type.in_(types), Event.processed_at.is_not(None))
+            .order_by(Event.id)
+            .limit(chunk)
+        ).all()
+        if not batch:
+            break
+        rows = [
+            (
+                {
+                    "account_id": e.account_id,
+                    "type": e.type,
+                    "occurred_at": e.occurred_at,
+                    "properties": (e.payload or {}).get("properties") or {},
+                },
+                e.payload,
+            )
+            for e in batch
+        ]
+        days += _roll_up(rows, metric_set, series_only=True)
+        db.session.commit()
+        events, last_id = events + len(batch), batch[-1].id
+        if progress:
+            progress(len(batch))
+    accounts = db.session.scalars(select(Account.id).where(Account.first_day.is_not(None))).all()
+    scores = score_accounts(list(accounts), utcnow().date(), metric_set)
+    return {"events": events, "account_days": days, "accounts": len(accounts), "scores": scores}

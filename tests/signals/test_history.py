@@ -174,3 +174,33 @@ def test_the_command_prints_a_summary_and_refuses_bad_files_with_their_lines(app
     path.write_text(path.read_text() + '{"id": "x"}\n')
     result = runner.invoke(args=["replay", str(path), "--history"])
     assert result.exit_code != 0 and "line 12" in result.output
+
+
+def test_a_metric_declared_later_gets_its_past_from_a_rebuild(db, tmp_path):
+    import shutil
+
+    from app import create_app
+    from tests.helpers import ROOT
+
+    metrics = tmp_path / "metrics"
+    shutil.copytree(ROOT / "metrics", metrics)
+    app = create_app({"TESTING": True, "METRICS_DIR": str(metrics)})
+    with app.app_context():
+        load_history(jsonl(tmp_path / "h.jsonl", history("late")))
+        (metrics / "reporting.yml").write_text(
+            "metrics:\n  - {name: reporting_uses_30d, from: usage.daily, value: features.reporting,"
+            " aggregate: sum, window: 30}\n"
+        )
+        app.config["RULES_RELOAD_SECONDS"] = 0  # reload now
+        from app import catalog
+
+        catalog.refresh(app, force=True)
+        at = last_day_at() - timedelta(days=1)
+        assert metrics_for("late", at)["reporting_uses_30d"] == 0  # declared after the events came
+        runner = app.test_cli_runner()
+        result = runner.invoke(args=["metrics", "rebuild"])
+        assert result.exit_code == 0, result.output
+        assert metrics_for("late", at)["reporting_uses_30d"] == 2 * 25  # 30 days, 5 of them silent
+        shown = runner.invoke(args=["metrics", "show", "late", "--at", str(at.date())])
+        assert "reporting_uses_30d" in shown.output and "50" in shown.output
+        assert runner.invoke(args=["metrics", "test"]).exit_code == 0
