@@ -282,10 +282,15 @@ def write(report: ValidationReport, folder: Path) -> tuple[Path, Path]:
     return markdown, data
 
 
+DEFAULT_SINCE_DAYS = 365  # the command's and the admin's window, so both show the same figures
+
+
 def run_and_write(folder: Path) -> dict:
-    """The maintenance job's work (the admin's "Run validation now"): `validate()` with its
-    defaults (the whole stored history), written to `folder`; a summary for the job's result."""
-    report = validate()
+    """The maintenance job's work (the admin's "Run validation now"): `validate()` over the last
+    DEFAULT_SINCE_DAYS of stored scores, as the command does by default, written to `folder`; a
+    summary for the job's result."""
+    last = db.session.scalar(select(func.max(HealthScore.day)))
+    report = validate(since=last - timedelta(days=DEFAULT_SINCE_DAYS) if last else None)
     _, data = write(report, folder)
     return {
         "observations": report.observations,
