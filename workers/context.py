@@ -50,7 +50,7 @@ def _settled(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     job, so anything still open when a job returns or raises ends here, rolled back: a failed
     job's claim is not committed by the next job (it was: the retry of a failed event found its
     own uncommitted claim, called the event "already processed" and committed it, unapplied;
-    tests/test_sweeper.py), and no read-only transaction sits idle between jobs holding a
+    tests/workers/test_sweeper.py), and no read-only transaction sits idle between jobs holding a
     snapshot or a lock. After a job that committed, this sends nothing."""
     from app.extensions import db
 

@@ -136,7 +136,7 @@ class ApiBlueprint(SmorestBlueprint):
 class TriageApi(Api):
     ERROR_SCHEMA = ErrorSchema
     # No catch-all "default" response: every status an operation answers is listed, so a
-    # client (and tests/test_api_fuzz.py) can tell a documented answer from a surprise.
+    # client (and tests/api/test_api_fuzz.py) can tell a documented answer from a surprise.
     DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error: HTTPException) -> ResponseReturnValue:
