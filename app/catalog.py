@@ -28,7 +28,7 @@ from flask import Flask, current_app
 from werkzeug.local import LocalProxy
 
 from app.config import ROOT
-from app.filecheck import FileErrors
+from app.filecheck import FileError, FileErrors
 from app.matching.loader import load_rules
 from app.matching.matcher import Matcher
 from app.matching.model import RuleSet
@@ -75,7 +75,7 @@ def load_catalog(
     metrics_dir = metrics_dir or str(ROOT / "metrics")
     scorecards_dir = scorecards_dir or str(ROOT / "scorecards")
     signature = files_signature(rules_dir, playbooks_dir, metrics_dir, scorecards_dir)
-    errors = []
+    errors: list[FileError] = []
     metrics = _collect(errors, load_metrics, metrics_dir)
     playbooks = _collect(errors, load_playbooks, playbooks_dir)
     # Rules and scorecards are checked against the metrics that loaded (all of them, or none).

@@ -124,10 +124,10 @@ def calibrate_command(scorecard: str, shares: tuple[str, ...], since_days: str, 
         raise click.ClickException(str(exc)) from None
     click.echo(f"scorecard {scorecard}: {result.account_days:,} account-days since {since}")
     for band, threshold in result.suggested.items():
-        share = result.current_shares.get(band)
+        now_share = result.current_shares.get(band)
+        share_text = "n/a" if now_share is None else f"{now_share:.0%}"
         click.echo(
-            f"  {band:<8} now from {result.current.get(band)} ({'n/a' if share is None else f'{share:.0%}'} of days)"
-            f", suggested from {threshold}"
+            f"  {band:<8} now from {result.current.get(band)} ({share_text} of days), suggested from {threshold}"
         )
     if write:
         try:

@@ -18,7 +18,7 @@ import click
 def read_events(path: Path) -> Iterator[dict]:
     """The events of the file; a row that is not an event stops the replay with its line."""
     for number, item, problem in read_numbered(path):
-        if problem:
+        if problem or item is None:
             raise click.ClickException(f"{path}:{number}: {problem}")
         yield item
 

@@ -245,13 +245,13 @@ def _latest(metric: Metric, frame: Frame, cache: _SeriesCache, day: date, bounds
                         answers[user] = (value, t)
         return sum(value for value, _ in answers.values()) / len(answers) if answers else None
     best: tuple[float, float | None, date] | None = None  # (event time, value, day)
+    found: tuple[float, float | None, date]
     for series in metric.sources:
         index = cache.last_seen(series)[last] if last >= 0 else -1
         if index >= first:
             entry = cache.entries(series)[index] or {}
             found = (entry.get("t") or 0.0, entry.get("v"), frame.first + timedelta(days=index))
-        elif bounds is None and series.key in frame.carried and frame.carried[series.key].day is not None:
-            carried = frame.carried[series.key]
+        elif bounds is None and (carried := frame.carried.get(series.key)) is not None and carried.day is not None:
             found = (carried.t or 0.0, carried.value, carried.day)
         else:
             continue

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -174,7 +175,7 @@ def load_events(items: Iterable[dict], *, chunk: int = CHUNK) -> LoadReport:
 def _validated(items: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
     for item in items:
         data, errors = validate_event(item)
-        if errors:
+        if data is None:
             raise ValueError(f"invalid event {item.get('id')!r}: {errors}")
         yield data, item
 
@@ -183,8 +184,8 @@ def _valid_rows(path: Path) -> Iterator[tuple[dict, dict]]:
     for _, item, problem in read_numbered(path):
         if problem:
             continue
-        data, errors = validate_event(item)
-        if data is not None:
+        data, _ = validate_event(item)
+        if data is not None and item is not None:
             yield data, item
 
 
@@ -368,7 +369,7 @@ def _update_accounts(rows: list[dict], metric_set: MetricSet) -> None:
                 note_latest(latest, row["day"].isoformat(), key, entry)
         updates.append({"b_id": account_id, "b_first_day": first_day, "b_latest": latest})
     if updates:
-        table = Account.__table__
+        table = cast(Table, Account.__table__)
         db.session.execute(
             update(table)
             .where(table.c.id == bindparam("b_id"))
@@ -415,8 +416,8 @@ def score_accounts(account_ids: list[str], through: date, metric_set: MetricSet)
                     }
                 )
                 last_score, last_day, last_band = score, day, rows[-1]["band"]
-            if last_score is not None and (account.score_day is None or last_day >= account.score_day):
-                account.score, account.score_day, account.score_band = last_score, last_day, last_band
+            if last_day is not None and (account.score_day is None or last_day >= account.score_day):
+                account.score, account.score_day, account.score_band = last_score, last_day, str(last_band)
         if rows:
             statement = _insert(HealthScore)
             excluded = statement.excluded

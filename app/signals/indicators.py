@@ -28,6 +28,7 @@ from app.config import ROOT
 from app.filecheck import (
     FileError,
     FileErrors,
+    YamlFile,
     content_hash,
     raise_if_any,
     read_yaml,
@@ -303,7 +304,7 @@ def load_metrics(folder: str) -> MetricSet:
     """Load and check every file in `folder`; FileErrors naming file, line and fix otherwise."""
     files = yaml_files(folder)
     errors: list[FileError] = []
-    raw_metrics: list[tuple[dict, object, tuple]] = []
+    raw_metrics: list[tuple[dict, YamlFile, tuple]] = []
     names: dict[str, str] = {}
     for path in files:
         try:

@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from app.filecheck import FileErrors, content_hash, raise_if_any, read_yaml, schema_errors, suggest, yaml_files
+from app.filecheck import (
+    FileError,
+    FileErrors,
+    content_hash,
+    raise_if_any,
+    read_yaml,
+    schema_errors,
+    suggest,
+    yaml_files,
+)
 from app.models import HEALTH_STATUSES
 from app.signals.indicators import shipped_metric_names
 
@@ -142,7 +151,9 @@ def load_scorecards(folder: str, metrics: Collection[str] | None = None) -> Scor
     MetricSet's names; by default those of the repository's metrics/ folder)."""
     metrics = shipped_metric_names() if metrics is None else metrics
     files = yaml_files(folder)
-    errors, cards, names = [], [], {}
+    errors: list[FileError] = []
+    cards: list[Scorecard] = []
+    names: dict[str, str] = {}
     for path in files:
         try:
             doc = read_yaml(path)

@@ -150,6 +150,7 @@ def observations(
     found = []
     accounts = db.session.execute(select(Account.id, Account.first_day).where(Account.first_day.is_not(None))).all()
     for account_id, first_day in accounts:
+        assert first_day is not None  # the query's filter
         churn = churns.get(account_id)
         wanted = {}
         for month in range(1, 1000):
@@ -197,8 +198,9 @@ def validate(
     since: date | None = None, horizon: int = 30, lead: int = 5, labels: Path | None = None, seed: int = 1
 ) -> ValidationReport:
     found, last_day = observations(since, horizon, lead, labels)
+    first_observed = since or min((o.day for o in found), default=None)
     report = ValidationReport(
-        since=(since or (min((o.day for o in found), default=None))).isoformat() if found else None,
+        since=first_observed.isoformat() if first_observed else None,
         last_day=last_day.isoformat() if last_day else None,
         horizon_days=horizon,
         lead_days=lead,
@@ -249,7 +251,7 @@ def _bootstrap(found: list[Observation], seed: int) -> tuple[float, float] | Non
     if len(values) < BOOTSTRAP // 2:
         return None
     values.sort()
-    return _round(values[int(0.025 * len(values))]), _round(values[int(0.975 * len(values)) - 1])
+    return round(values[int(0.025 * len(values))], 3), round(values[int(0.975 * len(values)) - 1], 3)
 
 
 def _indicators(found: list[Observation], cards) -> list[IndicatorReport]:
@@ -260,7 +262,7 @@ def _indicators(found: list[Observation], cards) -> list[IndicatorReport]:
             says.setdefault(indicator.metric, "lower_is_better" if falls else "higher_is_better")
     rows = []
     for metric, direction in says.items():
-        pairs = [(o.values.get(metric), o.churned) for o in found if o.values.get(metric) is not None]
+        pairs = [(float(o.values[metric]), o.churned) for o in found if o.values.get(metric) is not None]
         value = _round(auc(pairs))
         agrees = None
         if value is not None and abs(value - 0.5) >= 0.02:
@@ -329,7 +331,8 @@ def calibrate(scorecard: str, shares: dict[str, float], since: date | None = Non
     unknown = set(shares) - set(bands[1:])
     if unknown:
         raise ValueError(f"shares for {sorted(unknown)}: give shares for the worse bands of {bands}")
-    suggested, cumulative = {bands[-1]: 0}, 0.0
+    suggested: dict[str, float] = {bands[-1]: 0}
+    cumulative = 0.0
     for status in reversed(bands[1:]):  # from the worst band up
         cumulative += shares.get(status, 0.0)
         upper = bands[bands.index(status) - 1]
