@@ -29,6 +29,7 @@ from app.admin.access import EVERYTHING, OPERATORS
 from app.admin.views import AdminView
 from app.extensions import db
 from app.jobs import enqueue_validation
+from app.signals.validation import MIN_CHURNERS
 
 log = logging.getLogger(__name__)
 REPORT = "validation.json"
@@ -119,6 +120,8 @@ def _shaped(raw: dict) -> dict:
         "deciles": deciles,
         "indicators": indicators,
         "wrong_way": [row for row in indicators if row["agrees"] is False],
+        "too_few": bool(raw.get("observations")) and int(raw.get("churners") or 0) < MIN_CHURNERS,
+        "min_churners": MIN_CHURNERS,
     }
 
 

@@ -32,6 +32,8 @@ from app.models.score import HealthScore
 
 BOOTSTRAP = 200
 CHURNED = ("black",)
+# Below this many churn observations the figures are too uncertain to tune a scorecard on.
+MIN_CHURNERS = 30
 
 
 @dataclass
@@ -82,6 +84,15 @@ class ValidationReport:
             "",
             f"- Observations: {self.observations:,}, of which churners: {self.churners:,} "
             f"(churn rate {_pct(self.churn_rate)})",
+            *(
+                [
+                    f"> Only {self.churners} churn observations (fewer than {MIN_CHURNERS}): these figures are too "
+                    "uncertain to tune a scorecard on; wait for more history, or give --labels.",
+                    "",
+                ]
+                if self.observations and self.churners < MIN_CHURNERS
+                else []
+            ),
             f"- AUC: {_num(self.auc)}"
             + (
                 f" (95% bootstrap {_num(self.auc_interval[0])}-{_num(self.auc_interval[1])})"

@@ -93,7 +93,9 @@ def test_the_report_gives_auc_bands_deciles_and_each_indicators_direction(db, ap
     data = json.loads(result.output)
     assert {"observations", "churners", "auc", "bands"} <= set(data)
     assert set(data["bands"]["red"]) >= {"churners", "others"}
-    assert (tmp_path / "validation.md").read_text().startswith("# Health score validation")
+    markdown = (tmp_path / "validation.md").read_text()
+    assert markdown.startswith("# Health score validation")
+    assert "Only 4 churn observations" in markdown and "too uncertain" in markdown  # 4 < MIN_CHURNERS
 
 
 def test_labels_from_a_file(db, tmp_path):
