@@ -31,7 +31,8 @@ RUNS_LIMIT = 50
 CLOSED_SHOWN = 20
 EVENTS_SHOWN = 30
 USAGE_DAYS = 90
-# The figures shown beside the usage chart (app/signals/metrics.py computes them).
+# Labels of the shipped metrics shown beside the usage chart; every other metric, built in or
+# declared in metrics/ (app/signals/indicators.py), follows under its own name.
 KEY_METRICS = (
     ("active_users_avg_30d", "active users (30-day mean)"),
     ("active_users_change_pct_30d", "change vs the 30 days before, %"),
@@ -44,6 +45,14 @@ KEY_METRICS = (
     ("tickets_30d", "support tickets, 30 days"),
     ("ticket_sentiment_30d", "ticket sentiment (-1..1)"),
 )
+
+
+def key_metrics(metrics: dict) -> list[tuple[str, object]]:
+    """(label, value) of every metric: the shipped ones under their labels first, then the others."""
+    labelled = dict(KEY_METRICS)
+    first = [(label, metrics.get(name)) for name, label in KEY_METRICS if name in metrics]
+    rest = [(name.replace("_", " "), value) for name, value in metrics.items() if name not in labelled]
+    return first + rest
 
 
 def _name(view, context, account, name):
@@ -138,7 +147,7 @@ class AccountView(ScopedModelView):
             chart=chart,
             scores=scores,
             usage_chart=usage_chart(account),
-            key_metrics=[(label, metrics.get(name)) for name, label in KEY_METRICS],
+            key_metrics=key_metrics(metrics),
             events=[(e, event_summary(e)) for e in events],
             open_tasks=[t for t in tasks if t.status in fmt.OPEN_TASK],
             closed_tasks=sorted(

@@ -276,7 +276,9 @@ def _indicators(found: list[Observation], cards) -> list[IndicatorReport]:
         pairs = [(float(o.values[metric]), o.churned) for o in found if o.values.get(metric) is not None]
         value = _round(auc(pairs))
         agrees = None
-        if value is not None and abs(value - 0.5) >= 0.02:
+        churners = sum(1 for _, churned in pairs if churned)
+        # A verdict needs enough churners and a lean worth the name; else "n/a".
+        if value is not None and churners >= MIN_CHURNERS and abs(value - 0.5) >= 0.02:
             # Churners lower (AUC > 0.5) is what higher_is_better expects.
             agrees = (value > 0.5) == (direction == "higher_is_better")
         rows.append(IndicatorReport(metric, value, direction, agrees, len(pairs)))
