@@ -68,18 +68,19 @@ def compute(metric_set: MetricSet, frame: Frame, wanted: Iterable[date] | None =
     days = sorted(wanted) if wanted is not None else [frame.first + timedelta(days=i) for i in range(frame.length)]
     cache = _SeriesCache(frame)
     results: dict[date, dict] = {day: {} for day in days}
+    indexes = [(day, frame.index(day)) for day in days]
     for metric in metric_set.metrics:
         if metric.change_of:
             continue
-        for day in days:
-            results[day][metric.name] = _round(_value(metric, frame, cache, day), metric.digits)
+        for day, index in indexes:
+            results[day][metric.name] = _round(_value(metric, frame, cache, day, index), metric.digits)
     for metric in metric_set.metrics:
         if not metric.change_of:
             continue
         base = metric_set.by_name[metric.change_of]
-        for day in days:
-            now = _value(base, frame, cache, day)  # unrounded, like the window before
-            before = _value(base, frame, cache, day, extra_offset=base.window or 0, min_days=metric.min_days)
+        for day, index in indexes:
+            now = _value(base, frame, cache, day, index)  # unrounded, like the window before
+            before = _value(base, frame, cache, day, index, extra_offset=base.window or 0, min_days=metric.min_days)
             change = None
             if now is not None and before:
                 change = (now - before) / abs(before) * 100
@@ -103,6 +104,32 @@ class _SeriesCache:
         self._prefix: dict[tuple[str, str], list[float]] = {}
         self._seen: dict[str, list[int]] = {}
         self._present: dict[str, list[int]] = {}
+        self._active: dict[str, list[int]] = {}
+        self._has_data: dict[str, bool] = {}
+        start = frame.data_start or frame.first
+        self.data_start = max(frame.index(start), 0)  # the first index with data
+
+    def has_data(self, metric: Metric) -> bool:
+        """Whether the account ever sent any of the metric's sources."""
+        if metric.name not in self._has_data:
+            self._has_data[metric.name] = any(s.key in self.frame.series_start for s in metric.sources)
+        return self._has_data[metric.name]
+
+    def active_prefix(self, metric: Metric) -> list[int]:
+        """prefix[i] = days among 0..i-1 with an event of a source without a value, or a positive
+        value of a source with one (active_days, per: active_day)."""
+        if metric.name not in self._active:
+            active = [False] * self.frame.length
+            for series in metric.sources:
+                field_name = "p" if series.path else "n"
+                for index, entry in enumerate(self.entries(series)):
+                    if entry and entry.get(field_name):
+                        active[index] = True
+            totals = [0]
+            for flag in active:
+                totals.append(totals[-1] + flag)
+            self._active[metric.name] = totals
+        return self._active[metric.name]
 
     def entries(self, series: Series) -> list[dict | None]:
         key = series.key
@@ -138,28 +165,30 @@ class _SeriesCache:
         return self._present[series.key]
 
 
-def _window(metric: Metric, frame: Frame, day: date, extra_offset: int) -> tuple[int, int, int] | None:
+def _window(metric: Metric, cache: _SeriesCache, index: int, extra_offset: int) -> tuple[int, int, int] | None:
     """(first index, last index, days of data in the window) for the window ending `offset`
-    days before `day`; None when the whole window is before the account's first day (its
-    first event of any declared series: windows are calendars from there)."""
-    end = day - timedelta(days=metric.offset + extra_offset)
-    start = end - timedelta(days=(metric.window or 1) - 1)
-    if metric.per and not any(s.key in frame.series_start for s in metric.sources):
+    days before the day at `index`; None when the whole window is before the account's first
+    day (its first event of any declared series: windows are calendars from there)."""
+    end = index - metric.offset - extra_offset
+    if end < cache.data_start or (metric.per and not cache.has_data(metric)):
         return None
-    data_start = max(frame.data_start or frame.first, frame.first)
-    if end < data_start:
-        return None
-    covered_start = max(start, data_start)
-    return frame.index(covered_start), frame.index(end), (end - covered_start).days + 1
+    covered_start = max(end - (metric.window or 1) + 1, cache.data_start)
+    return covered_start, end, end - covered_start + 1
 
 
 def _value(
-    metric: Metric, frame: Frame, cache: _SeriesCache, day: date, extra_offset: int = 0, min_days: int | None = None
+    metric: Metric,
+    frame: Frame,
+    cache: _SeriesCache,
+    day: date,
+    index: int,
+    extra_offset: int = 0,
+    min_days: int | None = None,
 ) -> float | None:
     aggregate = metric.aggregate
     if aggregate in ("latest", "days_since") and not metric.window:
         return _latest(metric, frame, cache, day, None)
-    bounds = _window(metric, frame, day, extra_offset)
+    bounds = _window(metric, cache, index, extra_offset)
     if bounds is None:
         return None
     first, last, covered = bounds
@@ -213,19 +242,16 @@ def _total(cache: _SeriesCache, series: Series, field_name: str, first: int, las
 
 def _active_days(metric: Metric, cache: _SeriesCache, first: int, last: int) -> int:
     """Days with an event (a source without a value) or a positive value (a source with one)."""
-    active = set()
-    for series in metric.sources:
-        field_name = "p" if series.path else "n"
-        for offset, entry in enumerate(cache.entries(series)[first : last + 1]):
-            if entry and entry.get(field_name):
-                active.add(offset)
-    return len(active)
+    prefix = cache.active_prefix(metric)
+    return prefix[last + 1] - prefix[first]
 
 
 def _distinct(metric: Metric, cache: _SeriesCache, first: int, last: int) -> set:
     seen: set = set()
     for series in metric.sources:
-        for entry in cache.entries(series)[first : last + 1]:
+        entries, present = cache.entries(series), cache.present(series)
+        for index in present[bisect.bisect_left(present, first) : bisect.bisect_right(present, last)]:
+            entry = entries[index]
             if entry and entry.get("set"):
                 seen.update(entry["set"])
     return seen

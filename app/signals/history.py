@@ -26,7 +26,7 @@ from datetime import time as clock_time
 from pathlib import Path
 from typing import cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -39,6 +39,7 @@ from app.models import Account, Event
 from app.models.score import HealthScore
 from app.models.types import utcnow
 from app.models.usage import DailyUsage, FeatureUse
+from app.signals import bulk
 from app.signals.event_files import read_numbered
 from app.signals.frame import compute
 from app.signals.indicators import MetricSet
@@ -73,6 +74,7 @@ class FileCheck:
     rows: int = 0
     bad: list[BadRow] = field(default_factory=list)
     bad_count: int = 0
+    bad_lines: set[int] = field(default_factory=set)  # all of them, for the second pass to skip
     accounts: set[str] = field(default_factory=set)
     first_day: date | None = None
     last_day: date | None = None
@@ -121,6 +123,7 @@ def check_file(path: Path) -> FileCheck:
         data, errors = (None, problem) if problem else validate_event(item)
         if data is None:
             check.bad_count += 1
+            check.bad_lines.add(line)
             if len(check.bad) < MAX_REPORTED:
                 check.bad.append(BadRow(line, errors or "invalid"))
             continue
@@ -141,7 +144,7 @@ def load_history(
         raise BadFile(check, path)
     report = LoadReport(rows=check.rows, skipped=check.bad_count, first_day=check.first_day, last_day=check.last_day)
     metric_set = catalog.current().metrics
-    for rows in _chunks(_valid_rows(path), chunk):
+    for rows in _chunks(_valid_rows(path, check.bad_lines), chunk):
         _load_chunk(rows, check.last_day, metric_set, report)
         if progress:
             progress(len(rows))
@@ -180,13 +183,23 @@ def _validated(items: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
         yield data, item
 
 
-def _valid_rows(path: Path) -> Iterator[tuple[dict, dict]]:
-    for _, item, problem in read_numbered(path):
-        if problem:
+def _valid_rows(path: Path, bad_lines: set[int]) -> Iterator[tuple[dict, dict]]:
+    """The second pass: the rows the first found valid, read without checking them again."""
+    for line, item, problem in read_numbered(path):
+        if problem or item is None or line in bad_lines:
             continue
-        data, _ = validate_event(item)
-        if data is not None and item is not None:
-            yield data, item
+        yield _checked(item), item
+
+
+def _checked(item: dict) -> dict:
+    """An event check_file validated, in validate_event's shape (its time in UTC)."""
+    return {
+        "id": item["id"],
+        "account_id": item["account_id"],
+        "type": item["type"],
+        "occurred_at": datetime.fromisoformat(item["occurred_at"]).astimezone(UTC),
+        "properties": item.get("properties", {}),
+    }
 
 
 def _chunks(rows: Iterable, size: int) -> Iterator[list]:
@@ -243,15 +256,13 @@ def _ensure_accounts(account_ids: set[str]) -> None:
 
 def _insert_processed(rows: list[tuple[dict, dict]]) -> set[str]:
     """Store the events as already processed; the ids that were new (the others are duplicates)."""
-    if not rows:
-        return set()
     now = utcnow()
-    table = Event.__table__
-    statement = (
-        _insert(table).on_conflict_do_nothing(index_elements=["source", "external_id"]).returning(table.c.external_id)
-    )
     values = [dict(_event_row(data, raw), source="api", received_at=now, processed_at=now) for data, raw in rows]
-    return set(db.session.execute(statement, values).scalars())
+    return set(bulk.insert_new(_table(Event), values, ("source", "external_id"), "external_id"))
+
+
+def _table(model) -> Table:
+    return cast(Table, model.__table__)
 
 
 def _roll_up(rows: list[tuple[dict, dict]], metric_set: MetricSet, series_only: bool = False) -> int:
@@ -268,7 +279,13 @@ def _roll_up(rows: list[tuple[dict, dict]], metric_set: MetricSet, series_only: 
         key = (account_id, at.date())
         row = days.get(key)
         if row is None:
-            row = days[key] = {"account_id": account_id, "day": at.date(), **dict(NEW_ROW, features={}), "values": {}}
+            row = days[key] = {
+                "account_id": account_id,
+                "day": at.date(),
+                **dict.fromkeys(COLUMNS),
+                **dict(NEW_ROW, features={}),
+                "values": {},
+            }
         properties = signal_properties(event_type, data["properties"])
         if not series_only:
             apply_columns(row, event_type, properties)
@@ -321,30 +338,12 @@ def _stored_days(keys: set[tuple[str, date]]) -> dict[tuple[str, date], dict]:
 
 
 def _upsert_days(rows: list[dict]) -> None:
-    if not rows:
-        return
-    statement = _insert(DailyUsage)
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
-        index_elements=["account_id", "day"],
-        set_={name: excluded[name] for name in (*COLUMNS, "values")},  # excluded.values is a method
-    )
-    db.session.execute(statement, rows)
+    bulk.upsert(_table(DailyUsage), rows, ("account_id", "day"), (*COLUMNS, "values"))
 
 
 def _upsert_first_uses(first_uses: dict[tuple[str, str], datetime]) -> None:
-    if not first_uses:
-        return
-    statement = _insert(FeatureUse)
-    earliest = func.least if db.engine.dialect.name == "postgresql" else func.min
-    statement = statement.on_conflict_do_update(
-        index_elements=["account_id", "feature"],
-        set_={"first_used_at": earliest(FeatureUse.first_used_at, statement.excluded.first_used_at)},
-    )
-    db.session.execute(
-        statement,
-        [{"account_id": a, "feature": f[:200], "first_used_at": at} for (a, f), at in sorted(first_uses.items())],
-    )
+    rows = [{"account_id": a, "feature": f[:200], "first_used_at": at} for (a, f), at in sorted(first_uses.items())]
+    bulk.upsert(_table(FeatureUse), rows, ("account_id", "feature"), (), least="first_used_at")
 
 
 def _update_accounts(rows: list[dict], metric_set: MetricSet) -> None:
@@ -419,13 +418,9 @@ def score_accounts(account_ids: list[str], through: date, metric_set: MetricSet)
             if last_day is not None and (account.score_day is None or last_day >= account.score_day):
                 account.score, account.score_day, account.score_band = last_score, last_day, str(last_band)
         if rows:
-            statement = _insert(HealthScore)
-            excluded = statement.excluded
-            statement = statement.on_conflict_do_update(
-                index_elements=["account_id", "day"],
-                set_={name: excluded[name] for name in ("at", "score", "band", "scorecard", "details")},
+            bulk.upsert(
+                _table(HealthScore), rows, ("account_id", "day"), ("at", "score", "band", "scorecard", "details")
             )
-            db.session.execute(statement, rows)
             written += len(rows)
         db.session.commit()
     return written

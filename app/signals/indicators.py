@@ -190,8 +190,8 @@ class Series:
     mapping: tuple[tuple[str, float], ...] = ()
     by: str | None = None
 
-    @property
-    def key(self) -> str:
+    @functools.cached_property
+    def key(self) -> str:  # cached: asked for once per event and series in a history load
         """A stable, readable name in daily_usage.values, e.g. `support.ticket:#[severity=high|urgent]`."""
         text = f"{self.event_type}:{self.path or '#'}"
         if self.where:
