@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +170,21 @@ def read_yaml(path: str) -> YamlFile:
     except yaml.YAMLError as exc:
         raise FileErrors([FileError(path, 1, 1, f"YAML error: {exc}", "check the file is valid YAML")]) from None
     raise FileErrors([_syntax_error(path, fast_error)])  # only libyaml refused it
+
+
+def read_all(files: list[str], errors: list[FileError]) -> Iterator[YamlFile]:
+    """Each file parsed, its problems (syntax, duplicate keys) added to `errors`; a file that does
+    not parse is left out, so one run reports the problems of every file. An empty file is {}."""
+    for path in files:
+        try:
+            doc = read_yaml(path)
+        except FileErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        if doc.data is None:
+            doc.data = {}
+        errors.extend(doc.problems)
+        yield doc
 
 
 def _parse(loader_class, path: str, text: str) -> YamlFile:

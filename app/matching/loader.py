@@ -9,11 +9,10 @@ from typing import Any, NamedTuple
 
 from app.filecheck import (
     FileError,
-    FileErrors,
     YamlFile,
     content_hash,
     raise_if_any,
-    read_yaml,
+    read_all,
     schema_errors,
     suggest,
     template_error,
@@ -269,16 +268,7 @@ def failing_rule_tests(matcher, samples: list[RuleTest]) -> list[FileError]:
 
 
 def _read(files: list[str], errors: list[FileError]):
-    for path in files:
-        try:
-            doc = read_yaml(path)
-        except FileErrors as exc:
-            errors += exc.errors
-            continue
-        if doc.data is None:
-            doc.data = {}  # an empty file is reported as missing `rules:`
-        errors += doc.problems
-        yield doc
+    return read_all(files, errors)  # an empty file is reported as missing `rules:`
 
 
 def _rules(doc: YamlFile, errors: list[FileError]):

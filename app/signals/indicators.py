@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from app.config import ROOT
 from app.filecheck import (
     FileError,
-    FileErrors,
     YamlFile,
     content_hash,
     raise_if_any,
-    read_yaml,
+    read_all,
     schema_errors,
     suggest,
     yaml_files,
@@ -306,13 +305,8 @@ def load_metrics(folder: str) -> MetricSet:
     errors: list[FileError] = []
     raw_metrics: list[tuple[dict, YamlFile, tuple]] = []
     names: dict[str, str] = {}
-    for path in files:
-        try:
-            doc = read_yaml(path)
-        except FileErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        errors.extend(doc.problems)
+    for doc in read_all(files, errors):
+        path = doc.path
         found = schema_errors(doc, SCHEMA)
         errors.extend(found)
         # A metric with a schema error is left out; the others are still checked, so one run

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 from app.filecheck import (
     FileError,
-    FileErrors,
     content_hash,
     raise_if_any,
-    read_yaml,
+    read_all,
     schema_errors,
     suggest,
     yaml_files,
@@ -154,12 +153,8 @@ def load_scorecards(folder: str, metrics: Collection[str] | None = None) -> Scor
     errors: list[FileError] = []
     cards: list[Scorecard] = []
     names: dict[str, str] = {}
-    for path in files:
-        try:
-            doc = read_yaml(path)
-        except FileErrors as exc:
-            errors.extend(exc.errors)
-            continue
+    for doc in read_all(files, errors):
+        path = doc.path
         found = schema_errors(doc, SCHEMA)
         errors.extend(found)
         if found:
