@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from dataclasses import dataclass, field
 
 from app.config import ROOT
@@ -468,13 +467,6 @@ def _metric(raw: dict, doc, where: tuple) -> tuple[Metric | None, list[FileError
         **common,
     )
     return metric, errors
-
-
-_VALID_NAME = re.compile(NAME)
-
-
-def is_metric_name(text: str) -> bool:
-    return bool(_VALID_NAME.match(text))
 
 
 @functools.cache
