@@ -4,7 +4,9 @@ An input on day D scores D and every day its windows reach: the silent days sinc
 score (a day without events still has a score: its windows slid on), and, for a late event,
 the later days whose windows include D. A change of band on the newest day (the colour the
 numbers point to now) becomes the internal event `health.score_band_changed`, so rules can
-act on it like on any other event; a corrected past changes the history, not the present.
+act on it like on any other event. A late event that moves the newest day's band (its window
+reaches today) changes the present too, and says so; one that only corrects older days changes
+the history alone.
 """
 
 from __future__ import annotations
