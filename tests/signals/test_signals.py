@@ -261,3 +261,32 @@ def test_scorecards_are_reloaded_when_their_files_change_and_a_broken_change_is_
         clock.sleep(0.02)
         assert catalog.current().scorecards.version == second.version  # the last good set stays live
         assert "default.yml" in (catalog.reload_error(app)[0] or "")
+
+
+def test_a_late_event_corrects_its_day_and_every_later_window_that_includes_it(client, db, auth, run_jobs):
+    from sqlalchemy import select
+
+    from app.models.score import HealthScore
+
+    def scores():
+        return dict(
+            db.session.execute(select(HealthScore.day, HealthScore.score).where(HealthScore.account_id == "late")).all()
+        )
+
+    send(client, auth, [daily("late", d, 40) for d in range(40)])
+    run_jobs()
+    before = scores()
+    late = {
+        "id": "late-ticket",
+        "account_id": "late",
+        "type": "support.ticket",
+        "occurred_at": (START + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "properties": {"severity": "urgent", "subject": "Everything is broken, we are furious"},
+    }
+    send(client, auth, [late])
+    run_jobs()
+    after = scores()
+    assert len(after) == len(before) == 40
+    changed = sorted(day for day in after if after[day] != before[day])
+    assert changed == [(START + timedelta(days=d)).date() for d in range(30, 40)]  # its day and the 9 after
+    assert all(after[day] < before[day] for day in changed)
