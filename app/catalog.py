@@ -204,6 +204,15 @@ def refresh(app: Flask, force: bool = False) -> bool:
             catalog.ruleset.version,
             len(catalog.ruleset.rules),
         )
+        new_series = sorted(set(catalog.metrics.series()) - set(live.metrics.series()))
+        if new_series and live.metrics.version != "none":
+            # The rollups kept only what the old declarations needed: the past of these is empty.
+            log.warning(
+                "metrics now read %d series the stored rollups do not have (%s): their history reads as "
+                "empty until `flask metrics rebuild`",
+                len(new_series),
+                ", ".join(new_series),
+            )
         return True
     finally:
         state.lock.release()

@@ -176,7 +176,7 @@ def test_the_command_prints_a_summary_and_refuses_bad_files_with_their_lines(app
     assert result.exit_code != 0 and "line 12" in result.output
 
 
-def test_a_metric_declared_later_gets_its_past_from_a_rebuild(db, tmp_path):
+def test_a_metric_declared_later_gets_its_past_from_a_rebuild(db, tmp_path, caplog):
     import shutil
 
     from app import create_app
@@ -195,6 +195,7 @@ def test_a_metric_declared_later_gets_its_past_from_a_rebuild(db, tmp_path):
         from app import catalog
 
         catalog.refresh(app, force=True)
+        assert "usage.daily:features.reporting" in caplog.text and "flask metrics rebuild" in caplog.text
         at = last_day_at() - timedelta(days=1)
         assert metrics_for("late", at)["reporting_uses_30d"] == 0  # declared after the events came
         runner = app.test_cli_runner()
