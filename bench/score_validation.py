@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import machine  # noqa: E402 (sys.path set above)
+from bench.history_generator import main as generate_history  # noqa: E402 (sys.path set above)
 
 REPORT = ROOT / "bench" / "VALIDATION.md"
 TUNED_ON = 1
@@ -49,21 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     folder = args.out or Path(tempfile.mkdtemp(prefix="triage-validation-"))
     folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "history_generator.py"),
-            "--accounts",
-            str(args.accounts),
-            "--days",
-            str(args.days),
-            "--seed",
-            str(args.seed),
-            "--out",
-            str(folder),
-        ],
-        check=True,
-        capture_output=True,
+    generate_history(
+        ["--accounts", str(args.accounts), "--days", str(args.days), "--seed", str(args.seed), "--out", str(folder)]
     )
     env = {
         **os.environ,

@@ -226,3 +226,23 @@ def steps_of(db, run_id):
 
     db.session.expire_all()
     return {step.name: step for step in db.session.get(PlaybookRun, run_id).steps}
+
+
+def stored_health_change(db, account_id: str, to: str, at, key: str, contacts: bool = True) -> int:
+    """A CRM status change stored as intake stores it (unprocessed), committed; its event id."""
+    from app.intake.store import store_event
+
+    payload = health_webhook(account_id, to=to, occurred_at=at.isoformat().replace("+00:00", "Z"))
+    if not contacts:
+        payload.pop("contacts", None)
+        payload["account"].pop("contacts", None)
+    event = store_event(
+        source="crm",
+        external_id=key,
+        type="account.health_changed",
+        account_id=account_id,
+        occurred_at=at,
+        payload=payload,
+    )
+    db.session.commit()
+    return event.id

@@ -9,22 +9,13 @@ from sqlalchemy import select
 from app.intake.store import store_event
 from app.models import Event, HealthChange
 from app.processing import process_batch, process_one
-from tests.helpers import health_webhook
+from tests.helpers import stored_health_change
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 def stored(db, key: str, to: str, at: datetime) -> int:
-    event = store_event(
-        source="crm",
-        external_id=key,
-        type="account.health_changed",
-        account_id="acme",
-        occurred_at=at,
-        payload=health_webhook("acme", to=to, occurred_at=at.isoformat().replace("+00:00", "Z")),
-    )
-    db.session.commit()
-    return event.id
+    return stored_health_change(db, "acme", to, at, key)
 
 
 def test_a_later_event_taken_first_applies_the_earlier_ones_before_it(db, app):

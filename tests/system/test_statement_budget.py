@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from app.intake.store import store_event
 from app.models import Account, Event, Task
-from tests.helpers import health_webhook
+from tests.helpers import stored_health_change
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -40,19 +40,7 @@ def statements_of(db, fn) -> list[str]:
 
 
 def stored_webhook(db, account_id: str, to: str, at: datetime, key: str) -> int:
-    payload = health_webhook(account_id, to=to, occurred_at=at.isoformat().replace("+00:00", "Z"))
-    payload.pop("contacts", None)
-    payload["account"].pop("contacts", None)
-    event = store_event(
-        source="crm",
-        external_id=key,
-        type="account.health_changed",
-        account_id=account_id,
-        occurred_at=at,
-        payload=payload,
-    )
-    db.session.commit()
-    return event.id
+    return stored_health_change(db, account_id, to, at, key, contacts=False)
 
 
 @pytest.mark.parametrize("known", [False, True], ids=["new account", "known account"])
