@@ -20,7 +20,8 @@ What one run does, in a throwaway database on the given PostgreSQL server (dropp
    after: the file's last day is enqueued for the workers; no worker runs). The child times the
    phases by wrapping the module's functions (the check pass, reading + validating the second
    pass, each statement group of the chunks, scoring: frames, compute, the rest), the SQL time
-   of each phase (cursor events), its own CPU and its PostgreSQL backend's CPU (/proc).
+   of each phase (SQLAlchemy's cursor events, and app/signals/bulk.py's COPY and raw statements,
+   which bypass them, where that module exists), its own CPU and its PostgreSQL backend's CPU (/proc).
 4. Memory: the parent samples the child's VmRSS from /proc every second, with the rows loaded so
    far (the child writes its progress to a file after every chunk). Reported: the first sample
    after warm-up (10% of the rows loaded, past the check pass) against the last sample of the
@@ -250,6 +251,32 @@ def child(args) -> None:
         "compute",
     ):
         setattr(history, name, timed(name, getattr(history, name)))
+
+    try:  # the COPY path (app/signals/bulk.py), where there is one: its statements bypass SQLAlchemy's events
+        from app.signals import bulk
+    except ImportError:
+        bulk = None
+    if bulk is not None and hasattr(bulk, "_copy_into_temp"):
+        bulk._copy_into_temp = timed("bulk._copy_into_temp (rows converted and COPYed)", bulk._copy_into_temp)
+    if bulk is not None and hasattr(bulk, "_raw_execute"):
+        raw_execute = bulk._raw_execute
+
+        def timed_raw_execute(statement, *a, **k):
+            started = time.perf_counter()
+            try:
+                return raw_execute(statement, *a, **k)
+            finally:
+                spent = time.perf_counter() - started
+                sql[state["phase"]] += spent
+                statements[state["phase"]] += 1
+                wall["bulk._raw_execute (INSERT ... SELECT from the temp table)"] += spent
+                calls["bulk._raw_execute (INSERT ... SELECT from the temp table)"] += 1
+                head = " ".join(statement.split())[:90]
+                entry = by_statement.setdefault(f"{state['phase']}: {head}", [0, 0.0, 0])
+                entry[0] += 1
+                entry[1] += spent
+
+        bulk._raw_execute = timed_raw_execute
 
     app = create_app()
     with app.app_context():
