@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, func
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.extensions import db
@@ -58,8 +58,6 @@ def upsert(
             fetch=False,
         )
         return
-    from sqlalchemy import func
-
     statement = sqlite_insert(table)
     excluded = statement.excluded
     values: dict[str, Any] = {name: excluded[name] for name in update}  # excluded.values is a method

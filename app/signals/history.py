@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock_time
 from pathlib import Path
 from typing import cast
 
@@ -53,10 +52,10 @@ from app.signals.rollups import (
     signal_properties,
     used_features,
 )
+from app.signals.scores import day_end
 
 CHUNK = 20_000  # events per transaction
 SCORE_BATCH = 200  # accounts scored per transaction
-END_OF_DAY = clock_time(23, 59, 59)  # a history day's score stands for the whole day
 MAX_REPORTED = 50  # bad rows listed in the report (all are counted)
 
 
@@ -407,7 +406,7 @@ def score_accounts(account_ids: list[str], through: date, metric_set: MetricSet)
                     {
                         "account_id": account.id,
                         "day": day,
-                        "at": datetime.combine(day, END_OF_DAY, tzinfo=UTC),
+                        "at": day_end(day),
                         "score": score,
                         "band": card.band(score),
                         "scorecard": card.name,

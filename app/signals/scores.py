@@ -12,7 +12,7 @@ the history alone.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 
@@ -62,7 +62,7 @@ def rescore(account: Account, at: datetime) -> tuple[dict, Event | None]:
     previous_band = account.score_band if newest is None or days[0] > newest else _band_before(account.id, days[0])
     for scored_day in days:
         row = existing.get(scored_day)
-        point_at = at if scored_day == day else _day_end(scored_day, at)
+        point_at = at if scored_day == day else day_end(scored_day)
         stored = _store(account, card, scored_day, point_at, metrics[scored_day], row)
         if stored is None:
             continue
@@ -90,8 +90,9 @@ def days_to_score(day: date, newest: date | None, span: int, first_day: date | N
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def _day_end(day: date, at: datetime) -> datetime:
-    return datetime.combine(day, datetime.max.time().replace(microsecond=0), tzinfo=at.tzinfo)
+def day_end(day: date) -> datetime:
+    """The time a score of a day without its own input stands at: the day's last second, UTC."""
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
 
 
 def _band_before(account_id: str, day: date) -> str | None:
