@@ -1,7 +1,8 @@
 """Send one signed CRM webhook to a running Triage: `python -m app.send_webhook ACCOUNT STATUS`.
 
-Reads the secret the way the server does (CRM_WEBHOOK_SECRET or instance/secrets.json),
-so it works right after `make run`. Prints the curl command it is equivalent to.
+Reads the secret the way the server does (CRM_WEBHOOK_SECRET or instance/secrets.json), and
+the address of the server `make run` started (instance/server.json, whatever its PORT), so it
+works right after `make run`. Prints the curl command it is equivalent to.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import urllib.error
 import urllib.request
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from app.intake.signatures import sign
 
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     from app import create_app
 
     app = create_app()
-    url = args.url or f"http://127.0.0.1:{app.config['PORT']}/webhooks/crm"
+    url = args.url or f"{running_server(app)}/webhooks/crm"
     body = json.dumps(
         {
             "type": "account.health_changed",
@@ -50,6 +52,16 @@ def main(argv: list[str] | None = None) -> None:
             print(response.status, response.read().decode())
     except urllib.error.HTTPError as exc:
         print(exc.code, exc.read().decode())
+
+
+def running_server(app) -> str:
+    """The URL of the server `make run` started for this instance, else this config's PORT."""
+    from app.serve import SERVER_FILE
+
+    try:
+        return json.loads((Path(app.instance_path) / SERVER_FILE).read_text())["url"]
+    except (OSError, ValueError, KeyError):
+        return f"http://127.0.0.1:{app.config['PORT']}"
 
 
 if __name__ == "__main__":

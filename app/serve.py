@@ -6,11 +6,13 @@ embedded Redis and stops it again on Ctrl-C, like everything else it started.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -43,6 +45,9 @@ def worker_names() -> list[str]:
     if count < 1:
         raise SystemExit("WORKER_PROCESSES must be 1 or more")
     return ["worker"] if count == 1 else [f"worker-{index}" for index in range(1, count + 1)]
+
+
+SERVER_FILE = "server.json"  # in the instance folder while `make run` runs: {"url": ...}
 
 
 def banner(app) -> str:
@@ -95,6 +100,10 @@ def main() -> None:
         "scheduler": [sys.executable, "-m", "workers.scheduler"],
     }
     children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+    # Where this server listens, for the tools run beside it (app/send_webhook.py): the banner's
+    # commands then work as printed whatever PORT was.
+    address = Path(app.instance_path) / SERVER_FILE
+    address.write_text(json.dumps({"url": f"http://127.0.0.1:{port}"}))
     started = {name: time.monotonic() for name in commands}
     quick_exits = dict.fromkeys(commands, 0)
     print(banner(app), flush=True)
@@ -133,6 +142,7 @@ def main() -> None:
             child.kill()
     if embedded:
         stop_embedded_redis(app.instance_path)
+    address.unlink(missing_ok=True)
     print("Triage stopped.", flush=True)
     sys.exit(exit_code)
 

@@ -96,6 +96,13 @@ def test_make_run_starts_every_process_works_a_webhook_and_stops_on_ctrl_c():
 
         found = wait_for(tasks, 60, "the red action plan's two tasks", output)
         assert {task["priority"] for task in found} == {"urgent"}
+
+        # The banner's own command, as printed (on this non-default PORT, which it is not given).
+        [command] = [line.split("Try it:", 1)[1].split() for line in log.read_text().splitlines() if "Try it:" in line]
+        assert command[:3] == [".venv/bin/python", "-m", "app.send_webhook"]
+        unaware = {key: value for key, value in env.items() if key != "PORT"}
+        sent = subprocess.run([sys.executable, *command[1:]], cwd=ROOT, env=unaware, capture_output=True, text=True)
+        assert f"127.0.0.1:{port}/webhooks/crm" in sent.stdout and "\n202 " in sent.stdout, sent.stdout + sent.stderr
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl-C
         try:
@@ -105,4 +112,5 @@ def test_make_run_starts_every_process_works_a_webhook_and_stops_on_ctrl_c():
             raise
     assert server.returncode == 0, output()
     assert "Triage stopped." in output()
+    assert not (instance / "server.json").exists()  # the address goes with the server
     shutil.rmtree(instance.parent, ignore_errors=True)
