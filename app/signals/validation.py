@@ -87,7 +87,8 @@ class ValidationReport:
             *(
                 [
                     f"> Only {self.churners} churn observations (fewer than {MIN_CHURNERS}): these figures are too "
-                    "uncertain to tune a scorecard on; wait for more history, or give --labels.",
+                    "uncertain to tune a scorecard on; wait for more history"
+                    + ("." if self.labels.startswith("labels file") else ", or give --labels."),
                     "",
                 ]
                 if self.observations and self.churners < MIN_CHURNERS

@@ -106,6 +106,7 @@ def test_too_few_churners_give_no_verdict(db):
         )
     report = validate()
     assert report.churners == 2 and "Only 2 churn observations" in report.markdown()
+    assert "or give --labels" in report.markdown()  # churn from the health history: a labels file may help
     assert all(row["agrees"] is None for row in report.indicators)
 
 
